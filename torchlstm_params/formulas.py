@@ -1,0 +1,343 @@
+"""Pure integer math for recurrent layers: counts, expected tensors, derivations.
+
+No torch import lives here: everything is a function of the settings alone, so
+it can be checked by hand against ``RNN_FORMULAS.md`` and reused for
+checkpoints, budgets and the command line.
+
+Symbols follow PyTorch's ``torch/nn/modules/rnn.py``: ``g`` gates per group
+(LSTM 4, GRU 3, RNN 1), ``h`` hidden size, ``p`` projection size, ``r`` the
+recurrent width (``p`` if ``p > 0`` else ``h``), ``D`` directions.
+
+>>> count_params("LSTM", 3, 2)
+56
+>>> count_params("LSTM", 3, 2, convention="keras")
+48
+>>> spec = RNNSpec("LSTM", 10, 20)
+>>> derivation(spec)
+'4·20·(10+20) + 2·4·20 = 2,560'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from .errors import InvalidSettingsError
+
+__all__ = [
+    "CONVENTIONS",
+    "KINDS",
+    "LayerCount",
+    "RNNSpec",
+    "TensorSpec",
+    "breakdown",
+    "count_params",
+    "derivation",
+    "expected_tensors",
+    "gate_count",
+    "keras_count",
+    "keras_derivation",
+    "make_spec",
+    "normalize_kind",
+    "pytorch_count",
+]
+
+#: Canonical kind names. Full-sequence kinds use ``RNNBase.mode``.
+KINDS: Final = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU", "LSTMCell", "GRUCell", "RNNCell")
+CELL_KINDS: Final = frozenset({"LSTMCell", "GRUCell", "RNNCell"})
+CONVENTIONS: Final = ("pytorch", "keras")
+
+_GATES: Final = {
+    "LSTM": 4,
+    "GRU": 3,
+    "RNN_TANH": 1,
+    "RNN_RELU": 1,
+    "LSTMCell": 4,
+    "GRUCell": 3,
+    "RNNCell": 1,
+}
+_ALIASES: Final = {k.lower(): k for k in KINDS} | {"rnn": "RNN_TANH"}
+
+
+def normalize_kind(kind: object) -> str:
+    """Return the canonical spelling of ``kind`` (case-insensitive; ``"RNN"`` is tanh).
+
+    >>> normalize_kind("lstmcell"), normalize_kind("rnn")
+    ('LSTMCell', 'RNN_TANH')
+    """
+    if not isinstance(kind, str):
+        raise InvalidSettingsError(f"kind should be of type str, got: {type(kind).__name__}")
+    canonical = _ALIASES.get(kind.lower())
+    if canonical is None:
+        known = ", ".join(("RNN", *KINDS))
+        raise InvalidSettingsError(f"kind {kind!r} is not a recurrent kind; expected one of {known}")
+    return canonical
+
+
+def gate_count(kind: str) -> int:
+    """Gate groups stacked in one weight matrix: LSTM 4, GRU 3, RNN 1."""
+    return _GATES[normalize_kind(kind)]
+
+
+@dataclass(frozen=True, slots=True)
+class RNNSpec:
+    """The settings that fix a recurrent module's parameters.
+
+    Build it with :func:`make_spec` to have every field validated; the plain
+    constructor trusts its caller (the detector has already read ints from torch).
+    """
+
+    kind: str
+    input_size: int
+    hidden_size: int
+    num_layers: int = 1
+    bias: bool = True
+    bidirectional: bool = False
+    proj_size: int = 0
+
+    @property
+    def is_cell(self) -> bool:
+        return self.kind in CELL_KINDS
+
+    @property
+    def gates(self) -> int:
+        return _GATES[self.kind]
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def recurrent_size(self) -> int:
+        """``r``: the width of ``h_t`` fed back (``proj_size`` when projecting)."""
+        return self.proj_size if self.proj_size > 0 else self.hidden_size
+
+    def layer_input_size(self, layer: int) -> int:
+        """``in_k``: ``input_size`` for layer 0, ``D * r`` above it."""
+        return self.input_size if layer == 0 else self.directions * self.recurrent_size
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """One tensor PyTorch registers for a recurrent module."""
+
+    name: str
+    shape: tuple[int, ...]
+    layer: int
+    direction: str  # "forward" or "reverse"
+    role: str  # weight_ih, weight_hh, bias_ih, bias_hh, weight_hr
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@dataclass(frozen=True, slots=True)
+class LayerCount:
+    """The tensors and parameter subtotal of one layer in one direction."""
+
+    layer: int
+    direction: str
+    tensors: tuple[TensorSpec, ...]
+    params: int
+
+    def role_params(self, role: str) -> int:
+        """Elements of the tensor with this role (0 when absent)."""
+        return sum(t.numel for t in self.tensors if t.role == role)
+
+
+def _require_int(field: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidSettingsError(f"{field} should be of type int, got: {type(value).__name__} ({value!r})")
+    if value < minimum:
+        raise InvalidSettingsError(f"{field} must be >= {minimum}, got: {value}")
+    return value
+
+
+def _require_bool(field: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidSettingsError(f"{field} should be of type bool, got: {type(value).__name__} ({value!r})")
+    return value
+
+
+def make_spec(
+    kind: object,
+    input_size: object,
+    hidden_size: object,
+    num_layers: object = 1,
+    *,
+    bias: object = True,
+    bidirectional: object = False,
+    proj_size: object = 0,
+) -> RNNSpec:
+    """Validate settings the way ``torch.nn`` does and return an :class:`RNNSpec`.
+
+    Raises :class:`InvalidSettingsError` (a ``ValueError``) naming the field and value.
+
+    >>> make_spec("GRU", 10, 20, proj_size=5)
+    Traceback (most recent call last):
+    ...
+    torchlstm_params.errors.InvalidSettingsError: proj_size is only supported by LSTM, got proj_size=5 for GRU
+    """
+    canonical = normalize_kind(kind)
+    i = _require_int("input_size", input_size, 1)
+    h = _require_int("hidden_size", hidden_size, 1)
+    layers = _require_int("num_layers", num_layers, 1)
+    p = _require_int("proj_size", proj_size, 0)
+    has_bias = _require_bool("bias", bias)
+    bidi = _require_bool("bidirectional", bidirectional)
+    if p and canonical != "LSTM":
+        raise InvalidSettingsError(f"proj_size is only supported by LSTM, got proj_size={p} for {canonical}")
+    if p >= h:
+        raise InvalidSettingsError(f"proj_size has to be smaller than hidden_size, got proj_size={p}, hidden_size={h}")
+    if canonical in CELL_KINDS:
+        if layers != 1:
+            raise InvalidSettingsError(f"{canonical} has exactly one layer, got num_layers={layers}")
+        if bidi:
+            raise InvalidSettingsError(f"{canonical} has one direction, got bidirectional=True")
+    return RNNSpec(canonical, i, h, layers, has_bias, bidi, p)
+
+
+def expected_tensors(spec: RNNSpec) -> tuple[TensorSpec, ...]:
+    """Every tensor PyTorch registers for ``spec``, in registration order.
+
+    >>> [(t.name, t.shape) for t in expected_tensors(RNNSpec("GRUCell", 3, 2, bias=False))]
+    [('weight_ih', (6, 3)), ('weight_hh', (6, 2))]
+    """
+    return tuple(t for layer in breakdown(spec) for t in layer.tensors)
+
+
+def breakdown(spec: RNNSpec) -> tuple[LayerCount, ...]:
+    """Per layer and direction: the tensors and their subtotal."""
+    g, h, p = spec.gates, spec.hidden_size, spec.proj_size
+    r = spec.recurrent_size
+    rows: list[LayerCount] = []
+    for k in range(spec.num_layers):
+        in_k = spec.layer_input_size(k)
+        for d in range(spec.directions):
+            direction = "reverse" if d else "forward"
+            if spec.is_cell:
+                sfx = ""
+            else:
+                sfx = f"_l{k}" + ("_reverse" if d else "")
+            tensors = [
+                TensorSpec(f"weight_ih{sfx}", (g * h, in_k), k, direction, "weight_ih"),
+                TensorSpec(f"weight_hh{sfx}", (g * h, r), k, direction, "weight_hh"),
+            ]
+            if spec.bias:
+                tensors.append(TensorSpec(f"bias_ih{sfx}", (g * h,), k, direction, "bias_ih"))
+                tensors.append(TensorSpec(f"bias_hh{sfx}", (g * h,), k, direction, "bias_hh"))
+            if p:
+                tensors.append(TensorSpec(f"weight_hr{sfx}", (p, h), k, direction, "weight_hr"))
+            rows.append(LayerCount(k, direction, tuple(tensors), sum(t.numel for t in tensors)))
+    return tuple(rows)
+
+
+def pytorch_count(spec: RNNSpec) -> int:
+    """Closed form: ``sum_k D * (g*h*(in_k + r) + 2*b*g*h + p*h)``."""
+    g, h, p, r, b = spec.gates, spec.hidden_size, spec.proj_size, spec.recurrent_size, int(spec.bias)
+    return sum(
+        spec.directions * (g * h * (spec.layer_input_size(k) + r) + 2 * b * g * h + p * h)
+        for k in range(spec.num_layers)
+    )
+
+
+def keras_count(spec: RNNSpec, *, reset_after: bool = True) -> int:
+    """The Keras convention: one bias vector per gate (GRU ``reset_after=True`` keeps two).
+
+    Stacked layers see ``D * h`` inputs (``Bidirectional`` concatenates), and
+    ``Bidirectional`` doubles its layer. ``proj_size`` has no Keras equivalent.
+
+    >>> keras_count(RNNSpec("GRU", 3, 2), reset_after=False)
+    36
+    """
+    if spec.proj_size:
+        raise InvalidSettingsError(f"proj_size has no Keras equivalent, got proj_size={spec.proj_size}")
+    g, h, b = spec.gates, spec.hidden_size, int(spec.bias)
+    biases_per_gate = 2 if spec.kind in ("GRU", "GRUCell") and reset_after else 1
+    return sum(
+        spec.directions * g * (h * (spec.layer_input_size(k) + h) + b * biases_per_gate * h)
+        for k in range(spec.num_layers)
+    )
+
+
+def count_params(
+    kind: str,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int = 1,
+    *,
+    bias: bool = True,
+    bidirectional: bool = False,
+    proj_size: int = 0,
+    convention: str = "pytorch",
+    reset_after: bool = True,
+) -> int:
+    """Parameter count of a recurrent layer from its settings alone.
+
+    ``kind`` is one of ``LSTM, GRU, RNN (tanh), RNN_TANH, RNN_RELU, LSTMCell,
+    GRUCell, RNNCell`` (any case). ``convention`` is ``"pytorch"`` (two bias
+    vectors per gate group, what ``sum(p.numel())`` says) or ``"keras"`` (one;
+    ``reset_after`` picks the Keras GRU variant).
+
+    >>> count_params("LSTM", 300, 512, num_layers=2)
+    3768320
+    """
+    spec = make_spec(
+        kind, input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional, proj_size=proj_size
+    )
+    if convention == "pytorch":
+        return pytorch_count(spec)
+    if convention == "keras":
+        return keras_count(spec, reset_after=_require_bool("reset_after", reset_after))
+    raise InvalidSettingsError(f"convention must be one of {', '.join(CONVENTIONS)}, got: {convention!r}")
+
+
+def _join_layers(spec: RNNSpec, layer_expr: list[str], total: int) -> str:
+    if spec.directions == 2:
+        layer_expr = [f"2·({e})" for e in layer_expr]
+    if len(layer_expr) > 2 and len(set(layer_expr[1:])) == 1:
+        body = f"{layer_expr[0]} + {len(layer_expr) - 1}·[{layer_expr[1]}]"
+    elif len(layer_expr) > 1:
+        body = " + ".join(f"[{e}]" for e in layer_expr)
+    else:
+        body = layer_expr[0]
+    return f"{body} = {total:,}"
+
+
+def derivation(spec: RNNSpec) -> str:
+    """The PyTorch count written out, one bracket per layer.
+
+    >>> derivation(RNNSpec("LSTM", 10, 20, 2, True, True, 5))
+    '[2·(4·20·(10+5) + 2·4·20 + 5·20)] + [2·(4·20·(10+5) + 2·4·20 + 5·20)] = 5,840'
+    """
+    g, h, p, r = spec.gates, spec.hidden_size, spec.proj_size, spec.recurrent_size
+    exprs = []
+    for k in range(spec.num_layers):
+        terms = [f"{g}·{h}·({spec.layer_input_size(k)}+{r})"]
+        if spec.bias:
+            terms.append(f"2·{g}·{h}")
+        if p:
+            terms.append(f"{p}·{h}")
+        exprs.append(" + ".join(terms))
+    return _join_layers(spec, exprs, pytorch_count(spec))
+
+
+def keras_derivation(spec: RNNSpec, *, reset_after: bool = True) -> str:
+    """The Keras count written out.
+
+    >>> keras_derivation(RNNSpec("LSTM", 3, 2))
+    '4·(2·(3+2) + 2) = 48'
+    """
+    g, h = spec.gates, spec.hidden_size
+    two = spec.kind in ("GRU", "GRUCell") and reset_after
+    exprs = []
+    for k in range(spec.num_layers):
+        inner = f"{h}·({spec.layer_input_size(k)}+{h})"
+        if spec.bias:
+            inner += f" + 2·{h}" if two else f" + {h}"
+        exprs.append(f"{g}·({inner})" if g > 1 else inner)
+    return _join_layers(spec, exprs, keras_count(spec, reset_after=reset_after))

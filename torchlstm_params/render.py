@@ -1,0 +1,166 @@
+"""Text rendering of a :class:`~torchlstm_params.report.Report`: the only tabulate user.
+
+Options go to each ``tabulate`` call; no module-level tabulate setting is changed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tabulate import tabulate
+
+if TYPE_CHECKING:
+    from .report import RecurrentEntry, Report
+
+__all__ = ["format_bytes", "module_table", "recurrent_tables", "render_report"]
+
+_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def format_bytes(n: int) -> str:
+    """Exact bytes, with a rounded binary unit marked as approximate.
+
+    >>> format_bytes(23360), format_bytes(512)
+    ('23,360 B (≈22.8 KiB)', '512 B')
+    """
+    if n < 1024:
+        return f"{n:,} B"
+    size = float(n)
+    unit = ""
+    for unit in _UNITS:
+        size /= 1024
+        if size < 1024:
+            break
+    return f"{n:,} B (≈{size:.1f} {unit})"
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def module_table(report: Report, tablefmt: str = "simple") -> str:
+    """One row per module: subtree parameter counts, shared tensors counted once."""
+    rows = []
+    for row in report.rows:
+        params = f"{row.params:,}"
+        if row.uninitialized:
+            params += f" + {row.uninitialized} uninitialized"
+        rows.append((row.name or "(root)", row.type, row.depth, params, f"{row.trainable_params:,}"))
+    return tabulate(
+        rows,
+        headers=("Module", "Type", "Depth", "Params", "Trainable"),
+        tablefmt=tablefmt,
+        colalign=("left", "left", "right", "right", "right"),
+        disable_numparse=True,
+    )
+
+
+def _settings_row(e: RecurrentEntry, keras: bool) -> tuple[object, ...]:
+    row: tuple[object, ...] = (
+        e.name or "(root)",
+        e.kind,
+        e.input_size,
+        e.hidden_size,
+        e.num_layers,
+        _yes(e.bidirectional),
+        e.proj_size,
+        _yes(e.bias),
+        f"{e.formula_params:,}",
+        f"{e.tensor_params:,}",
+        e.status,
+    )
+    if keras:
+        row += ("n/a (proj_size)" if e.keras_params is None else f"{e.keras_params:,}",)
+    return row
+
+
+def recurrent_tables(report: Report, tablefmt: str = "simple", *, keras: bool = False) -> str:
+    """The recurrent modules' settings and counts, then their per-layer breakdown."""
+    headers = ["Recurrent module", "Kind", "Input", "Hidden", "Layers", "Bidir", "Proj", "Bias"]
+    headers += ["Formula", "Tensors", "Status"] + (["Keras"] if keras else [])
+    settings = tabulate(
+        [_settings_row(e, keras) for e in report.recurrent],
+        headers=headers,
+        tablefmt=tablefmt,
+        disable_numparse=True,
+        colalign=("left", "left") + ("right",) * 3 + ("left", "right", "left", "right", "right", "left", "right"),
+    )
+    layers = []
+    for e in report.recurrent:
+        for layer in e.breakdown:
+            layers.append(
+                (
+                    e.name or "(root)",
+                    layer.layer,
+                    layer.direction,
+                    f"{layer.role_params('weight_ih'):,}",
+                    f"{layer.role_params('weight_hh'):,}",
+                    f"{layer.role_params('bias_ih'):,}",
+                    f"{layer.role_params('bias_hh'):,}",
+                    f"{layer.role_params('weight_hr'):,}",
+                    f"{layer.params:,}",
+                )
+            )
+    per_layer = tabulate(
+        layers,
+        headers=("Recurrent module", "Layer", "Direction", "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "Total"),
+        tablefmt=tablefmt,
+        disable_numparse=True,
+        colalign=("left", "right", "left") + ("right",) * 6,
+    )
+    return settings + "\n\n" + per_layer
+
+
+def _explanations(report: Report, keras: bool) -> list[str]:
+    lines = ["Derivations (PyTorch keeps two bias vectors per gate group: bias_ih and bias_hh):"]
+    for e in report.recurrent:
+        lines.append(f"  {e.name or '(root)'}: {e.derivation}")
+        if keras and e.keras_derivation is not None:
+            lines.append(f"  {' ' * len(e.name or '(root)')}  Keras (one bias per gate): {e.keras_derivation}")
+    return lines
+
+
+def _problems(report: Report) -> list[str]:
+    lines = []
+    for e in report.recurrent:
+        if e.matches:
+            continue
+        lines.append(
+            f"MISMATCH {e.name or '(root)'} ({e.type}): formula {e.formula_params:,}, tensors {e.tensor_params:,}"
+        )
+        lines.extend(f"  - {finding.message()}" for finding in e.findings)
+    return lines
+
+
+def _footer(report: Report) -> list[str]:
+    lines = [
+        f"Total params: {report.total_params:,}",
+        f"Trainable params: {report.trainable_params:,}",
+        f"Non-trainable params: {report.non_trainable_params:,}",
+    ]
+    if report.uninitialized:
+        lines.append(
+            f"Uninitialized (lazy) tensors, not counted: {len(report.uninitialized)} ({', '.join(report.uninitialized)})"
+        )
+    dtypes = ", ".join(f"{d.dtype} {d.bytes:,} B" for d in report.dtypes) or "none"
+    lines.append(f"Params size: {format_bytes(report.param_bytes)} [{dtypes}]")
+    lines.append(f"Buffers: {report.buffer_count:,} tensors, {report.buffer_elements:,} elements, {format_bytes(report.buffer_bytes)}")
+    for shared in report.shared:
+        lines.append(f"Shared tensor, counted once: {' = '.join(shared.names)}")
+    for alias in report.aliases:
+        lines.append(f"Module registered twice, counted once: {alias.path} is {alias.same_as or '(root)'}")
+    return lines
+
+
+def render_report(report: Report, tablefmt: str = "simple", *, keras: bool = False, explain: bool = True) -> str:
+    """The whole report: module table, recurrent tables, problems, derivations, totals."""
+    parts = [module_table(report, tablefmt)]
+    if report.recurrent:
+        parts.append(recurrent_tables(report, tablefmt, keras=keras))
+    problems = _problems(report)
+    if problems:
+        parts.append("\n".join(problems))
+    if explain and report.recurrent:
+        parts.append("\n".join(_explanations(report, keras)))
+    parts.append("\n".join(_footer(report)))
+    return "\n\n".join(parts)
