@@ -31,8 +31,8 @@ _PREFIXES = ("", "nn.", "torch.nn.")
 
 
 def is_expression(text: str) -> bool:
-    """True when ``text`` looks like ``Name(...)`` rather than a path or a factory."""
-    return "(" in text and text.rstrip().endswith(")")
+    """True when ``text`` looks like ``Name(...)``: factory paths never hold a parenthesis."""
+    return "(" in text
 
 
 def _dotted(node: ast.expr) -> str | None:
@@ -69,7 +69,9 @@ def parse_expression(text: str) -> tuple[type[nn.Module], tuple[object, ...], di
                 raise SpecError(f"'**' is not allowed in a layer expression: {text!r}")
             kwargs[kw.arg] = ast.literal_eval(kw.value)
     except ValueError:
-        raise SpecError(f"layer expression arguments must be literals (numbers, strings, True/False): {text!r}") from None
+        raise SpecError(
+            f"layer expression arguments must be literals (numbers, strings, True/False): {text!r}"
+        ) from None
     return cls, args, kwargs
 
 

@@ -29,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
         "           torchlstm-params mypkg.models:build --kwargs '{\"hidden\": 256}'",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("spec", help="a layer expression such as 'GRU(64, 128)', or a factory 'package.module:callable'")
+    parser.add_argument(
+        "spec", help="a layer expression such as 'GRU(64, 128)', or a factory 'package.module:callable'"
+    )
     parser.add_argument("--kwargs", default=None, help="JSON object of keyword arguments for a factory")
     parser.add_argument("--format", choices=sorted(_FORMATS), default="table", help="output format (default: table)")
     parser.add_argument("--depth", type=int, default=None, help="module rows down to this depth (default: all)")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .formulas import TensorSpec
+from .formulas import Formula
 
 __all__ = ["Check", "TensorFinding", "crosscheck"]
 
@@ -52,12 +52,27 @@ class Check:
     findings: tuple[TensorFinding, ...]
 
 
-def crosscheck(expected: tuple[TensorSpec, ...], found: Mapping[str, torch.Tensor | None]) -> Check:
-    """Compare ``expected`` with a module's ``_parameters`` (name -> tensor).
+def _exact(formula: Formula, found: Mapping[str, torch.Tensor | None]) -> bool:
+    """The common case, checked cheaply: the formula's names, in order, with its shapes."""
+    if tuple(found) != formula.names:
+        return False
+    try:
+        for tensor, shape in zip(found.values(), formula.shapes, strict=True):
+            if tensor is None or tensor.shape != shape:
+                return False
+    except RuntimeError:  # UninitializedParameter has no shape
+        return False
+    return True
+
+
+def crosscheck(formula: Formula, found: Mapping[str, torch.Tensor | None]) -> Check:
+    """Compare the formula's tensors with a module's ``_parameters`` (name -> tensor).
 
     ``tensor_params`` sums the elements of every initialised tensor found,
     expected or not, so it is what ``sum(p.numel())`` says for the module.
     """
+    if _exact(formula, found):
+        return Check(formula.params, ())
     shapes: dict[str, Shape | None] = {}
     total = 0
     for name, tensor in found.items():
@@ -70,7 +85,7 @@ def crosscheck(expected: tuple[TensorSpec, ...], found: Mapping[str, torch.Tenso
             continue
         shapes[name] = tuple(tensor.shape)
     findings: list[TensorFinding] = []
-    for spec in expected:
+    for spec in formula.expected:
         if spec.name not in shapes:
             findings.append(TensorFinding(spec.name, "missing", spec.shape, None))
             continue

@@ -27,6 +27,7 @@ from .errors import InvalidSettingsError
 __all__ = [
     "CONVENTIONS",
     "KINDS",
+    "Formula",
     "LayerCount",
     "RNNSpec",
     "TensorSpec",
@@ -34,6 +35,7 @@ __all__ = [
     "count_params",
     "derivation",
     "expected_tensors",
+    "formula",
     "gate_count",
     "keras_count",
     "keras_derivation",
@@ -219,10 +221,7 @@ def breakdown(spec: RNNSpec) -> tuple[LayerCount, ...]:
         in_k = spec.layer_input_size(k)
         for d in range(spec.directions):
             direction = "reverse" if d else "forward"
-            if spec.is_cell:
-                sfx = ""
-            else:
-                sfx = f"_l{k}" + ("_reverse" if d else "")
+            sfx = "" if spec.is_cell else f"_l{k}" + ("_reverse" if d else "")
             tensors = [
                 TensorSpec(f"weight_ih{sfx}", (g * h, in_k), k, direction, "weight_ih"),
                 TensorSpec(f"weight_hh{sfx}", (g * h, r), k, direction, "weight_hh"),
@@ -315,11 +314,12 @@ def derivation(spec: RNNSpec) -> str:
     '[2·(4·20·(10+5) + 2·4·20 + 5·20)] + [2·(4·20·(10+5) + 2·4·20 + 5·20)] = 5,840'
     """
     g, h, p, r = spec.gates, spec.hidden_size, spec.proj_size, spec.recurrent_size
+    gh = f"{g}·{h}" if g > 1 else f"{h}"
     exprs = []
     for k in range(spec.num_layers):
-        terms = [f"{g}·{h}·({spec.layer_input_size(k)}+{r})"]
+        terms = [f"{gh}·({spec.layer_input_size(k)}+{r})"]
         if spec.bias:
-            terms.append(f"2·{g}·{h}")
+            terms.append(f"2·{gh}")
         if p:
             terms.append(f"{p}·{h}")
         exprs.append(" + ".join(terms))
@@ -341,3 +341,43 @@ def keras_derivation(spec: RNNSpec, *, reset_after: bool = True) -> str:
             inner += f" + 2·{h}" if two else f" + {h}"
         exprs.append(f"{g}·({inner})" if g > 1 else inner)
     return _join_layers(spec, exprs, keras_count(spec, reset_after=reset_after))
+
+
+@dataclass(frozen=True, slots=True)
+class Formula:
+    """Everything the formulas say about one spec, computed in one step."""
+
+    spec: RNNSpec
+    params: int
+    layers: tuple[LayerCount, ...]
+    names: tuple[str, ...]  # expected tensor names, in registration order
+    shapes: tuple[tuple[int, ...], ...]  # their shapes, same order
+    derivation: str
+    keras_params: int | None  # None where Keras has no equivalent (proj_size)
+    keras_derivation: str | None
+
+    @property
+    def expected(self) -> tuple[TensorSpec, ...]:
+        return tuple(t for layer in self.layers for t in layer.tensors)
+
+
+def formula(spec: RNNSpec) -> Formula:
+    """Count, breakdown, expected tensors and derivations of ``spec``.
+
+    >>> f = formula(RNNSpec("LSTM", 3, 2))
+    >>> f.params, f.keras_params, f.names
+    (56, 48, ('weight_ih_l0', 'weight_hh_l0', 'bias_ih_l0', 'bias_hh_l0'))
+    """
+    layers = breakdown(spec)
+    expected = [t for layer in layers for t in layer.tensors]
+    keras = None if spec.proj_size else keras_count(spec)
+    return Formula(
+        spec,
+        pytorch_count(spec),
+        layers,
+        tuple(t.name for t in expected),
+        tuple(t.shape for t in expected),
+        derivation(spec),
+        keras,
+        None if keras is None else keras_derivation(spec),
+    )

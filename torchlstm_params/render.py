@@ -25,13 +25,12 @@ def format_bytes(n: int) -> str:
     """
     if n < 1024:
         return f"{n:,} B"
-    size = float(n)
-    unit = ""
-    for unit in _UNITS:
+    size = n / 1024
+    unit = 0
+    while size >= 1024 and unit < len(_UNITS) - 1:
         size /= 1024
-        if size < 1024:
-            break
-    return f"{n:,} B (≈{size:.1f} {unit})"
+        unit += 1
+    return f"{n:,} B (≈{size:.1f} {_UNITS[unit]})"
 
 
 def _yes(flag: bool) -> str:
@@ -103,7 +102,17 @@ def recurrent_tables(report: Report, tablefmt: str = "simple", *, keras: bool = 
             )
     per_layer = tabulate(
         layers,
-        headers=("Recurrent module", "Layer", "Direction", "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "Total"),
+        headers=(
+            "Recurrent module",
+            "Layer",
+            "Direction",
+            "weight_ih",
+            "weight_hh",
+            "bias_ih",
+            "bias_hh",
+            "weight_hr",
+            "Total",
+        ),
         tablefmt=tablefmt,
         disable_numparse=True,
         colalign=("left", "right", "left") + ("right",) * 6,
@@ -139,12 +148,12 @@ def _footer(report: Report) -> list[str]:
         f"Non-trainable params: {report.non_trainable_params:,}",
     ]
     if report.uninitialized:
-        lines.append(
-            f"Uninitialized (lazy) tensors, not counted: {len(report.uninitialized)} ({', '.join(report.uninitialized)})"
-        )
+        names = ", ".join(report.uninitialized)
+        lines.append(f"Uninitialized (lazy) tensors, not counted: {len(report.uninitialized)} ({names})")
     dtypes = ", ".join(f"{d.dtype} {d.bytes:,} B" for d in report.dtypes) or "none"
     lines.append(f"Params size: {format_bytes(report.param_bytes)} [{dtypes}]")
-    lines.append(f"Buffers: {report.buffer_count:,} tensors, {report.buffer_elements:,} elements, {format_bytes(report.buffer_bytes)}")
+    buffers = f"{report.buffer_count:,} tensors, {report.buffer_elements:,} elements"
+    lines.append(f"Buffers: {buffers}, {format_bytes(report.buffer_bytes)}")
     for shared in report.shared:
         lines.append(f"Shared tensor, counted once: {' = '.join(shared.names)}")
     for alias in report.aliases:

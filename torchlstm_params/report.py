@@ -8,25 +8,17 @@ meta-device model summarizes as fast as any other.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from .crosscheck import TensorFinding, crosscheck
-from .detect import detect
+from .detect import Detected, detect
 from .errors import InvalidSettingsError, NotAModuleError
-from .formulas import (
-    LayerCount,
-    RNNSpec,
-    TensorSpec,
-    breakdown,
-    derivation,
-    keras_count,
-    keras_derivation,
-    pytorch_count,
-)
+from .formulas import Formula, LayerCount, RNNSpec, formula
 from .walk import Tree, walk
 
 __all__ = [
@@ -40,9 +32,12 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class ModuleRow:
-    """One module of the tree. Counts cover its whole subtree, shared tensors once."""
+class ModuleRow(NamedTuple):
+    """One module of the tree. Counts cover its whole subtree, shared tensors once.
+
+    A ``NamedTuple`` rather than a frozen dataclass: one is built per module,
+    and it is five times cheaper to build while just as immutable.
+    """
 
     name: str
     type: str
@@ -55,43 +50,101 @@ class ModuleRow:
 
 @dataclass(frozen=True, slots=True)
 class RecurrentEntry:
-    """A recurrent module: its settings, the formula's count and the tensors' count."""
+    """A recurrent module: its settings, the formula's count and the tensors' count.
+
+    The settings and formula figures are read through properties (``kind``,
+    ``hidden_size``, ``formula_params``, ``derivation``, ...); ``to_dict()``
+    spells every one of them out.
+    """
 
     name: str
     type: str
-    kind: str
-    input_size: int
-    hidden_size: int
-    num_layers: int
-    bidirectional: bool
-    proj_size: int
-    bias: bool
+    spec: RNNSpec
     dropout: float
     batch_first: bool
-    formula_params: int
+    formula: Formula
     tensor_params: int
-    matches: bool
     findings: tuple[TensorFinding, ...]
-    breakdown: tuple[LayerCount, ...]
-    derivation: str
-    keras_params: int | None  # None where Keras has no equivalent (proj_size)
-    keras_derivation: str | None
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def input_size(self) -> int:
+        return self.spec.input_size
+
+    @property
+    def hidden_size(self) -> int:
+        return self.spec.hidden_size
+
+    @property
+    def num_layers(self) -> int:
+        return self.spec.num_layers
+
+    @property
+    def bidirectional(self) -> bool:
+        return self.spec.bidirectional
+
+    @property
+    def proj_size(self) -> int:
+        return self.spec.proj_size
+
+    @property
+    def bias(self) -> bool:
+        return self.spec.bias
+
+    @property
+    def formula_params(self) -> int:
+        return self.formula.params
+
+    @property
+    def breakdown(self) -> tuple[LayerCount, ...]:
+        return self.formula.layers
+
+    @property
+    def derivation(self) -> str:
+        return self.formula.derivation
+
+    @property
+    def keras_params(self) -> int | None:
+        return self.formula.keras_params
+
+    @property
+    def keras_derivation(self) -> str | None:
+        return self.formula.keras_derivation
+
+    @property
+    def matches(self) -> bool:
+        return not self.findings and self.tensor_params == self.formula.params
 
     @property
     def status(self) -> str:
         return "ok" if self.matches else "mismatch"
 
-    @property
-    def spec(self) -> RNNSpec:
-        return RNNSpec(
-            self.kind,
-            self.input_size,
-            self.hidden_size,
-            self.num_layers,
-            self.bias,
-            self.bidirectional,
-            self.proj_size,
-        )
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "kind": self.kind,
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "bidirectional": self.bidirectional,
+            "proj_size": self.proj_size,
+            "bias": self.bias,
+            "dropout": self.dropout,
+            "batch_first": self.batch_first,
+            "formula_params": self.formula_params,
+            "tensor_params": self.tensor_params,
+            "matches": self.matches,
+            "status": self.status,
+            "findings": [_plain(f) for f in self.findings],
+            "breakdown": [_plain(layer) for layer in self.breakdown],
+            "derivation": self.derivation,
+            "keras_params": self.keras_params,
+            "keras_derivation": self.keras_derivation,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +203,14 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (dicts, lists, ints, strings): ``json.dumps`` accepts it."""
-        out = _plain(self)
-        assert isinstance(out, dict)
+        out: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "recurrent":
+                out["recurrent"] = [entry.to_dict() for entry in value]
+            else:
+                out[field.name] = _plain(value)
         out["matches"] = self.matches
-        for entry, raw in zip(self.recurrent, out["recurrent"], strict=True):
-            raw["status"] = entry.status
         return out
 
     def render(self, tablefmt: str = "simple", *, keras: bool = False, explain: bool = True) -> str:
@@ -168,6 +224,8 @@ class Report:
 
 
 def _plain(value: object) -> object:
+    if isinstance(value, ModuleRow):
+        return value._asdict()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple | list):
@@ -175,72 +233,38 @@ def _plain(value: object) -> object:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class _Formula:
-    """Everything about a spec that does not depend on the module: computed once per summarize."""
-
-    params: int
-    layers: tuple[LayerCount, ...]
-    expected: tuple[TensorSpec, ...]
-    names: tuple[str, ...]
-    shapes: tuple[tuple[int, ...], ...]
-    derivation: str
-    keras_params: int | None
-    keras_derivation: str | None
-
-
-def _formula(spec: RNNSpec) -> _Formula:
-    layers = breakdown(spec)
-    expected = tuple(t for layer in layers for t in layer.tensors)
-    keras = None if spec.proj_size else keras_count(spec)
-    return _Formula(
-        pytorch_count(spec),
-        layers,
-        expected,
-        tuple(t.name for t in expected),
-        tuple(t.shape for t in expected),
-        derivation(spec),
-        keras,
-        None if keras is None else keras_derivation(spec),
-    )
-
-
-def _recurrent(tree: Tree, formulas: dict[RNNSpec, _Formula]) -> tuple[list[RecurrentEntry], set[int]]:
+def _recurrent(tree: Tree) -> tuple[list[RecurrentEntry], set[int]]:
     entries: list[RecurrentEntry] = []
     nodes: set[int] = set()
+    settings: dict[Hashable, Detected] = {}
+    formulas: dict[RNNSpec, Formula] = {}
+    recurrent_class: dict[type, bool] = {}
     for i, module in enumerate(tree.modules):
-        if not isinstance(module, nn.RNNBase | nn.RNNCellBase):
+        cls = type(module)
+        candidate = recurrent_class.get(cls)
+        if candidate is None:
+            candidate = recurrent_class[cls] = issubclass(cls, nn.RNNBase | nn.RNNCellBase)
+        if not candidate:
             continue
-        found = detect(module, tree.paths[i])
+        found = detect(module, tree.paths[i], settings)
         if found is None:
             continue
         spec = found.spec
         f = formulas.get(spec)
         if f is None:
-            f = formulas[spec] = _formula(spec)
-        check = crosscheck(f.expected, module._parameters)
+            f = formulas[spec] = formula(spec)
+        check = crosscheck(f, module._parameters)
         nodes.add(i)
         entries.append(
             RecurrentEntry(
-                name=tree.paths[i],
-                type=type(module).__name__,
-                kind=spec.kind,
-                input_size=spec.input_size,
-                hidden_size=spec.hidden_size,
-                num_layers=spec.num_layers,
-                bidirectional=spec.bidirectional,
-                proj_size=spec.proj_size,
-                bias=spec.bias,
-                dropout=found.dropout,
-                batch_first=found.batch_first,
-                formula_params=f.params,
-                tensor_params=check.tensor_params,
-                matches=not check.findings and check.tensor_params == f.params,
-                findings=check.findings,
-                breakdown=f.layers,
-                derivation=f.derivation,
-                keras_params=f.keras_params,
-                keras_derivation=f.keras_derivation,
+                tree.paths[i],
+                type(module).__name__,
+                spec,
+                found.dropout,
+                found.batch_first,
+                f,
+                check.tensor_params,
+                check.findings,
             )
         )
     return entries, nodes
@@ -248,6 +272,16 @@ def _recurrent(tree: Tree, formulas: dict[RNNSpec, _Formula]) -> tuple[list[Recu
 
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
+
+
+def _check_args(model: object, max_depth: object) -> None:
+    if not isinstance(model, nn.Module):
+        kind = type(model)
+        raise NotAModuleError(
+            f"summarize() expects a torch.nn.Module, got {kind.__module__}.{kind.__qualname__}: {model!r:.80}"
+        )
+    if max_depth is not None and (isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 0):
+        raise InvalidSettingsError(f"max_depth must be None or an int >= 0, got: {max_depth!r}")
 
 
 def summarize(model: nn.Module, max_depth: int | None = None) -> Report:
@@ -261,101 +295,91 @@ def summarize(model: nn.Module, max_depth: int | None = None) -> Report:
     >>> report.total_params, report.recurrent[0].derivation
     (56, '4·2·(3+2) + 2·4·2 = 56')
     """
-    if not isinstance(model, nn.Module):
-        kind = type(model)
-        raise NotAModuleError(
-            f"summarize() expects a torch.nn.Module, got {kind.__module__}.{kind.__qualname__}: {model!r:.80}"
-        )
-    if max_depth is not None and (isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 0):
-        raise InvalidSettingsError(f"max_depth must be None or an int >= 0, got: {max_depth!r}")
-
+    _check_args(model, max_depth)
     tree = walk(model)
     n = len(tree)
-    modules, parents = tree.modules, tree.parents
+    modules, parents, paths = tree.modules, tree.parents, tree.paths
     # Per node: elements, trainable elements and lazy tensors first seen there.
     own = [0] * n
     own_train = [0] * n
     own_lazy = [0] * n
-    first: dict[int, int] = {}  # id(tensor) -> node of first registration
-    value: dict[int, tuple[int, int, int]] = {}  # id(tensor) -> (numel, trainable numel, lazy)
-    names: dict[int, list[str]] = {}  # id(tensor) -> every name, for tensors seen more than once
-    extra: dict[int, list[int]] = {}  # id(tensor) -> further nodes that contain it
+    first: dict[int, int] = {}  # id(tensor) -> node of its first registration
+    shared: dict[int, torch.Tensor] = {}  # id(tensor) -> tensor, for tensors met more than once
+    names: dict[int, list[str]] = {}  # id(tensor) -> every name, for tensors registered twice
+    sites: dict[int, list[int]] = {}  # id(tensor) -> further nodes that hold it
     uninitialized: list[str] = []
-    by_dtype: dict[torch.dtype, list[int]] = {}
-    total = trainable = 0
+    by_dtype: dict[torch.dtype | None, int] = {}
+    run_dtype: torch.dtype | None = None
+    run = 0
 
     for i, module in enumerate(modules):
         params = module._parameters
         if not params:
             continue
+        acc = acc_train = 0
         for name, p in params.items():
             if p is None:
                 continue
             key = id(p)
             if key in first:
-                extra.setdefault(key, []).append(i)
-                names.setdefault(key, [_join(tree.paths[first[key]], _first_name(modules[first[key]], p))]).append(
-                    _join(tree.paths[i], name)
-                )
+                shared[key] = p
+                sites.setdefault(key, []).append(i)
+                if key not in names:
+                    names[key] = [_join(paths[first[key]], _first_name(modules[first[key]], p))]
+                names[key].append(_join(paths[i], name))
                 continue
             first[key] = i
             try:
                 k = p.numel()
             except ValueError:  # UninitializedParameter: shape unknown until the first forward
                 own_lazy[i] += 1
-                value[key] = (0, 0, 1)
-                uninitialized.append(_join(tree.paths[i], name))
+                uninitialized.append(_join(paths[i], name))
                 continue
-            own[i] += k
-            total += k
+            acc += k
             if p.requires_grad:
-                own_train[i] += k
-                trainable += k
-                value[key] = (k, k, 0)
-            else:
-                value[key] = (k, 0, 0)
-            usage = by_dtype.get(p.dtype)
-            if usage is None:
-                by_dtype[p.dtype] = [k, k * p.element_size()]
-            else:
-                usage[0] += k
-                usage[1] += k * p.element_size()
+                acc_train += k
+            if p.dtype is not run_dtype:  # dtypes come in long runs: one dict update per run
+                by_dtype[run_dtype] = by_dtype.get(run_dtype, 0) + run
+                run_dtype, run = p.dtype, 0
+            run += k
+        own[i] = acc
+        own_train[i] = acc_train
+    by_dtype[run_dtype] = by_dtype.get(run_dtype, 0) + run
+    by_dtype.pop(None, None)
 
-    # A module registered twice adds a site for every tensor of its subtree.
+    # A module registered twice adds a site, its parent, for every tensor of its subtree.
     for alias in tree.aliases:
         for j in range(alias.target, tree.ends[alias.target]):
             for p in modules[j]._parameters.values():
                 if p is not None:
-                    extra.setdefault(id(p), []).append(alias.parent)
+                    shared[id(p)] = p
+                    sites.setdefault(id(p), []).append(alias.parent)
 
-    sub = own[:]
-    sub_train = own_train[:]
-    sub_lazy = own_lazy[:]
+    sub, sub_train, sub_lazy = own, own_train, own_lazy  # summed up in place
     for i in range(n - 1, 0, -1):
         up = parents[i]
         sub[up] += sub[i]
         sub_train[up] += sub_train[i]
         sub_lazy[up] += sub_lazy[i]
-    # Shared tensors: add them once to every ancestor of a further site not already holding them.
-    for key, sites in extra.items():
-        k, kt, lazy = value[key]
+    # A shared tensor is in the sums of its first site's ancestors; add it once to the
+    # ancestors of its further sites that do not hold it yet.
+    for key, further in sites.items():
+        k, k_train, lazy = _value(shared[key])
         covered: set[int] = set()
         node = first[key]
         while node != -1:
             covered.add(node)
             node = parents[node]
-        for node in sites:
+        for node in further:
             while node != -1 and node not in covered:
                 covered.add(node)
                 sub[node] += k
-                sub_train[node] += kt
+                sub_train[node] += k_train
                 sub_lazy[node] += lazy
                 node = parents[node]
 
-    formulas: dict[RNNSpec, _Formula] = {}
-    entries, recurrent_nodes = _recurrent(tree, formulas)
-
-    paths, depths = tree.paths, tree.depths
+    entries, recurrent_nodes = _recurrent(tree)
+    depths = tree.depths
     rows = tuple(
         ModuleRow(
             paths[i], type(modules[i]).__name__, depths[i], sub[i], sub_train[i], sub_lazy[i], i in recurrent_nodes
@@ -363,28 +387,14 @@ def summarize(model: nn.Module, max_depth: int | None = None) -> Report:
         for i in range(n)
         if max_depth is None or depths[i] <= max_depth
     )
-
-    buffer_seen: set[int] = set()
-    buffer_elements = buffer_bytes = 0
-    for module in modules:
-        buffers = module._buffers
-        if not buffers:
-            continue
-        for b in buffers.values():
-            if b is None or id(b) in buffer_seen:
-                continue
-            buffer_seen.add(id(b))
-            try:
-                k = b.numel()
-            except ValueError:  # UninitializedBuffer
-                continue
-            buffer_elements += k
-            buffer_bytes += k * b.element_size()
-
+    buffer_count, buffer_elements, buffer_bytes = _buffers(modules)
     dtypes = tuple(
-        DtypeUsage(str(dt).removeprefix("torch."), v[0], v[1])
-        for dt, v in sorted(by_dtype.items(), key=lambda item: str(item[0]))
+        DtypeUsage(str(dt).removeprefix("torch."), k, k * dt.itemsize)
+        for dt, k in sorted(by_dtype.items(), key=lambda item: str(item[0]))
+        if dt is not None
     )
+    total = sub[0]
+    trainable = sub_train[0]
     return Report(
         model_type=type(model).__name__,
         total_params=total,
@@ -393,19 +403,52 @@ def summarize(model: nn.Module, max_depth: int | None = None) -> Report:
         uninitialized=tuple(uninitialized),
         param_bytes=sum(d.bytes for d in dtypes),
         dtypes=dtypes,
-        buffer_count=len(buffer_seen),
+        buffer_count=buffer_count,
         buffer_elements=buffer_elements,
         buffer_bytes=buffer_bytes,
         rows=rows,
         recurrent=tuple(entries),
-        shared=tuple(SharedTensor(tuple(v), value[key][0] if not value[key][2] else None) for key, v in names.items()),
+        shared=tuple(
+            SharedTensor(tuple(v), _value(shared[key])[0] if not _value(shared[key])[2] else None)
+            for key, v in names.items()
+        ),
         aliases=tuple(ModuleAlias(a.path, paths[a.target]) for a in tree.aliases),
         max_depth=max_depth,
     )
+
+
+def _value(tensor: torch.Tensor) -> tuple[int, int, int]:
+    """(elements, trainable elements, lazy tensors) that one tensor adds to a count."""
+    try:
+        k = tensor.numel()
+    except ValueError:
+        return 0, 0, 1
+    return k, k if tensor.requires_grad else 0, 0
+
+
+def _buffers(modules: list[nn.Module]) -> tuple[int, int, int]:
+    """Unique buffers: (count, elements, bytes); lazy buffers count as tensors only."""
+    seen: set[int] = set()
+    elements = size = 0
+    for module in modules:
+        buffers = module._buffers
+        if not buffers:
+            continue
+        for b in buffers.values():
+            if b is None or id(b) in seen:
+                continue
+            seen.add(id(b))
+            try:
+                k = b.numel()
+            except ValueError:  # UninitializedBuffer
+                continue
+            elements += k
+            size += k * b.element_size()
+    return len(seen), elements, size
 
 
 def _first_name(module: nn.Module, tensor: torch.Tensor) -> str:
     for name, p in module._parameters.items():
         if p is tensor:
             return name
-    raise AssertionError("tensor vanished from the module that registered it")
+    raise AssertionError("a tensor vanished from the module that registered it")

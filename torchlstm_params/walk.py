@@ -47,32 +47,29 @@ def walk(root: nn.Module) -> Tree:
     parents: list[int] = []
     aliases: list[Alias] = []
     index_of: dict[int, int] = {}
-    # (path, module, depth, parent); a None module marks "subtree of node `parent` ends here".
-    stack: list[tuple[str, nn.Module | None, int, int]] = [("", root, 0, -1)]
-    ends: list[int] = []
+    stack: list[tuple[str, nn.Module, int, int]] = [("", root, 0, -1)]
     push, pop = stack.append, stack.pop
     while stack:
         path, module, depth, parent = pop()
-        if module is None:
-            ends[parent] = len(paths)
-            continue
         key = id(module)
         seen = index_of.get(key)
         if seen is not None:
             aliases.append(Alias(path, parent, seen))
             continue
-        i = len(paths)
-        index_of[key] = i
+        i = index_of[key] = len(paths)
         paths.append(path)
         modules.append(module)
         depths.append(depth)
         parents.append(parent)
-        ends.append(i + 1)
         children = module._modules
         if children:
-            push(("", None, 0, i))
             prefix = path + "." if path else ""
             for name, child in reversed(children.items()):
                 if child is not None:
                     push((prefix + name, child, depth + 1, i))
+    # Pre-order: a subtree ends where its last descendant's subtree ends.
+    ends = list(range(1, len(paths) + 1))
+    for i in range(len(paths) - 1, 0, -1):
+        if ends[i] > ends[parents[i]]:
+            ends[parents[i]] = ends[i]
     return Tree(paths, modules, depths, parents, ends, aliases)

@@ -1,0 +1,151 @@
+"""Formula counts and tensor shapes against real torch modules and published figures."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from strategies import CELL_KINDS, FULL_KINDS, Config
+from torch import nn
+
+from torchlstm_params import InvalidSettingsError, count_params, expected_tensors, make_spec
+from torchlstm_params.formulas import breakdown, derivation, keras_count, keras_derivation
+
+
+def torch_numel(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def torch_shapes(module: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
+    return [(n, tuple(p.shape)) for n, p in module.named_parameters()]
+
+
+# Every combination of layers, directions, bias and projection, on two size pairs.
+FULL_GRID = [
+    Config(kind, i, h, layers, bias, bidi, proj)
+    for kind, (i, h), layers, bias, bidi, proj in itertools.product(
+        FULL_KINDS, [(3, 2), (10, 20)], [1, 2, 3], [True, False], [False, True], [0, 1]
+    )
+    if proj == 0 or kind == "LSTM"
+]
+CELL_GRID = [
+    Config(kind, i, h, bias=bias) for kind in CELL_KINDS for (i, h) in [(3, 2), (10, 20)] for bias in (True, False)
+]
+
+
+@pytest.mark.parametrize("config", FULL_GRID + CELL_GRID, ids=repr)
+def test_count_and_shapes_match_torch(config: Config):
+    module = config.build()
+    count = count_params(
+        "RNN_RELU" if config.kind == "RNN_RELU" else config.kind,
+        config.input_size,
+        config.hidden_size,
+        config.num_layers,
+        bias=config.bias,
+        bidirectional=config.bidirectional,
+        proj_size=config.proj_size,
+    )
+    assert count == torch_numel(module)
+    spec = make_spec(
+        config.kind,
+        config.input_size,
+        config.hidden_size,
+        config.num_layers,
+        bias=config.bias,
+        bidirectional=config.bidirectional,
+        proj_size=config.proj_size,
+    )
+    assert [(t.name, t.shape) for t in expected_tensors(spec)] == torch_shapes(module)
+    assert sum(layer.params for layer in breakdown(spec)) == count
+    assert derivation(spec).endswith(f"= {count:,}")
+
+
+# Hand-derived figures from RNN_FORMULAS.md (worked examples), not from this code.
+@pytest.mark.parametrize(
+    ("kind", "args", "kwargs", "expected"),
+    [
+        ("LSTM", (3, 2), {}, 56),
+        ("LSTM", (10, 20), {}, 2_560),
+        ("LSTM", (10, 20, 2), {"bidirectional": True, "proj_size": 5}, 5_840),
+        ("GRU", (10, 20, 2), {"bidirectional": True}, 11_280),
+        ("RNN", (10, 20, 3), {"bias": False}, 2_200),
+        ("LSTM", (300, 512, 2), {}, 3_768_320),
+        ("lstmcell", (3, 2), {}, 4 * 2 * (3 + 2) + 2 * 4 * 2),
+        ("GRUCell", (3, 2), {"bias": False}, 3 * 2 * (3 + 2)),
+        ("rnn_relu", (3, 2), {}, 14),
+    ],
+)
+def test_published_pytorch_figures(kind, args, kwargs, expected):
+    assert count_params(kind, *args, **kwargs) == expected
+
+
+# Keras 3.15 measurements quoted in RNN_FORMULAS.md (input dim 3, 2 units).
+@pytest.mark.parametrize(
+    ("kind", "kwargs", "keras", "pytorch"),
+    [
+        ("LSTM", {}, 48, 56),
+        ("LSTM", {"bias": False}, 40, 40),
+        ("GRU", {"reset_after": True}, 42, 42),
+        ("GRU", {"reset_after": False}, 36, None),
+        ("RNN", {}, 12, 14),
+        ("LSTM", {"bidirectional": True}, 96, 112),
+        ("GRU", {"bidirectional": True}, 84, 84),
+        ("LSTM", {"num_layers": 2}, 88, 104),
+    ],
+)
+def test_keras_convention_measured_figures(kind, kwargs, keras, pytorch):
+    assert count_params(kind, 3, 2, convention="keras", **kwargs) == keras
+    if pytorch is not None:
+        kwargs.pop("reset_after", None)
+        assert count_params(kind, 3, 2, **kwargs) == pytorch
+
+
+def test_derivation_strings_are_readable():
+    assert derivation(make_spec("LSTM", 10, 20)) == "4·20·(10+20) + 2·4·20 = 2,560"
+    assert derivation(make_spec("LSTM", 3, 2)) == "4·2·(3+2) + 2·4·2 = 56"
+    assert keras_derivation(make_spec("LSTM", 3, 2)) == "4·(2·(3+2) + 2) = 48"
+    assert keras_derivation(make_spec("RNN", 3, 2)) == "2·(3+2) + 2 = 12"
+    assert derivation(make_spec("RNN", 10, 20, 3, bias=False)) == "20·(10+20) + 2·[20·(20+20)] = 2,200"
+    assert derivation(make_spec("GRU", 3, 2, bidirectional=True)) == "2·(3·2·(3+2) + 2·3·2) = 84"
+
+
+def test_keras_count_refuses_projection():
+    with pytest.raises(InvalidSettingsError, match="proj_size has no Keras equivalent, got proj_size=1"):
+        keras_count(make_spec("LSTM", 3, 2, proj_size=1))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: count_params("LSTM", 0, 2), "input_size must be >= 1, got: 0"),
+        (lambda: count_params("LSTM", 3, -1), "hidden_size must be >= 1, got: -1"),
+        (lambda: count_params("LSTM", 3, 2.5), "hidden_size should be of type int, got: float (2.5)"),
+        (lambda: count_params("LSTM", 3, True), "hidden_size should be of type int, got: bool (True)"),
+        (lambda: count_params("LSTM", 3, "2"), "hidden_size should be of type int, got: str ('2')"),
+        (lambda: count_params("LSTM", 3, 2, 0), "num_layers must be >= 1, got: 0"),
+        (
+            lambda: count_params("GRU", 3, 4, proj_size=2),
+            "proj_size is only supported by LSTM, got proj_size=2 for GRU",
+        ),
+        (
+            lambda: count_params("LSTM", 3, 4, proj_size=4),
+            "proj_size has to be smaller than hidden_size, got proj_size=4, hidden_size=4",
+        ),
+        (lambda: count_params("LSTM", 3, 4, proj_size=-1), "proj_size must be >= 0, got: -1"),
+        (lambda: count_params("Transformer", 3, 4), "kind 'Transformer' is not a recurrent kind"),
+        (lambda: count_params(4, 3, 4), "kind should be of type str, got: int"),  # type: ignore[arg-type]
+        (lambda: count_params("LSTM", 3, 4, convention="tf"), "convention must be one of pytorch, keras, got: 'tf'"),
+        (lambda: count_params("LSTMCell", 3, 4, 2), "LSTMCell has exactly one layer, got num_layers=2"),
+        (lambda: count_params("GRUCell", 3, 4, bidirectional=True), "GRUCell has one direction"),
+        (lambda: count_params("LSTM", 3, 4, bias=1), "bias should be of type bool, got: int (1)"),
+    ],
+)
+def test_invalid_settings_name_field_and_value(call, message):
+    with pytest.raises(ValueError, match="^" + __import__("re").escape(message)):
+        call()
+
+
+def test_invalid_settings_error_is_library_error_and_value_error():
+    with pytest.raises(InvalidSettingsError) as info:
+        count_params("LSTM", 3, 0)
+    assert isinstance(info.value, ValueError)

@@ -1,0 +1,293 @@
+"""summarize() on real torch models: totals, rows, sharing, depth, meta, lazy, mismatches."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from torchlstm_params import InvalidSettingsError, NotAModuleError, TorchLstmParamsError, summarize
+
+
+def unique_numel(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(100, 16)
+        self.encoder = nn.LSTM(16, 32, num_layers=2, bidirectional=True, proj_size=8)
+        self.bridge = nn.Linear(16, 32)
+        self.decoder = nn.GRUCell(16, 32)
+        self.head = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 100))
+
+
+def test_totals_rows_and_recurrent_entries_match_torch():
+    model = Seq2Seq()
+    report = summarize(model)
+    assert report.total_params == unique_numel(model)
+    assert report.trainable_params == report.total_params
+    assert report.non_trainable_params == 0
+    assert report.model_type == "Seq2Seq"
+    rows = {row.name: row for row in report.rows}
+    for name, module in model.named_modules():
+        assert rows[name].params == unique_numel(module), name
+        assert rows[name].type == type(module).__name__
+        assert rows[name].depth == (0 if not name else name.count(".") + 1)
+    assert [row.name for row in report.rows] == [name for name, _ in model.named_modules()]
+    assert [e.name for e in report.recurrent] == ["encoder", "decoder"]
+    enc, dec = report.recurrent
+    assert (enc.kind, enc.input_size, enc.hidden_size, enc.num_layers, enc.bidirectional, enc.proj_size, enc.bias) == (
+        "LSTM",
+        16,
+        32,
+        2,
+        True,
+        8,
+        True,
+    )
+    assert enc.formula_params == enc.tensor_params == unique_numel(model.encoder)
+    assert enc.matches and enc.status == "ok" and enc.findings == ()
+    assert len(enc.breakdown) == 4
+    assert [(b.layer, b.direction) for b in enc.breakdown] == [
+        (0, "forward"),
+        (0, "reverse"),
+        (1, "forward"),
+        (1, "reverse"),
+    ]
+    # layer 0 forward: weight_ih (128,16) + weight_hh (128,8) + 2 biases (128,) + weight_hr (8,32)
+    assert enc.breakdown[0].params == 128 * 16 + 128 * 8 + 2 * 128 + 8 * 32
+    assert enc.keras_params is None  # projection has no Keras equivalent
+    assert dec.kind == "GRUCell" and dec.formula_params == unique_numel(model.decoder)
+    assert dec.keras_params == 3 * (32 * (16 + 32) + 2 * 32)
+    assert report.matches
+
+
+def test_dtype_bytes_and_buffers_match_tensors():
+    model = nn.Sequential(nn.LSTM(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2).to(torch.float16))
+    report = summarize(model)
+    by_dtype: dict[str, int] = {}
+    for p in model.parameters():
+        key = str(p.dtype).removeprefix("torch.")
+        by_dtype[key] = by_dtype.get(key, 0) + p.numel() * p.element_size()
+    assert report.bytes_by_dtype == by_dtype
+    assert report.param_bytes == sum(by_dtype.values())
+    buffers = list(model.buffers())
+    assert report.buffer_count == len(buffers) == 3
+    assert report.buffer_elements == sum(b.numel() for b in buffers)
+    assert report.buffer_bytes == sum(b.numel() * b.element_size() for b in buffers)
+
+
+def test_tied_weights_are_counted_once_and_named():
+    class TiedLM(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(50, 12)
+            self.rnn = nn.LSTM(12, 12)
+            self.out = nn.Linear(12, 50)
+            self.out.weight = self.embed.weight
+
+    model = TiedLM()
+    report = summarize(model)
+    assert report.total_params == unique_numel(model) == 600 + 4 * 12 * 24 + 8 * 12 + 50
+    assert [s.names for s in report.shared] == [("embed.weight", "out.weight")]
+    assert report.shared[0].numel == 600
+    rows = {r.name: r for r in report.rows}
+    assert rows["out"].params == unique_numel(model.out) == 650
+    assert rows[""].params == report.total_params
+
+
+def test_module_registered_twice_is_visited_once():
+    shared = nn.GRU(4, 4)
+    model = nn.Module()
+    model.a = nn.Sequential(shared, nn.Linear(4, 4))
+    model.b = nn.Sequential(nn.Linear(4, 4), shared)
+    report = summarize(model)
+    assert report.total_params == unique_numel(model)
+    assert [(a.path, a.same_as) for a in report.aliases] == [("b.1", "a.0")]
+    assert [e.name for e in report.recurrent] == ["a.0"]
+    rows = {r.name: r for r in report.rows}
+    assert rows["b"].params == unique_numel(model.b)  # the alias still counts inside b
+    assert rows["a"].params == unique_numel(model.a)
+    assert "b.1" not in rows
+
+
+def test_cycle_of_registrations_terminates():
+    outer = nn.Sequential(nn.LSTM(2, 3))
+    inner = nn.Sequential(nn.Linear(3, 3))
+    outer.add_module("inner", inner)
+    inner.add_module("back", outer)  # outer -> inner -> outer
+    report = summarize(outer)
+    assert report.total_params == unique_numel(outer)
+    assert [(a.path, a.same_as) for a in report.aliases] == [("inner.back", "")]
+
+
+def test_ten_thousand_deep_nesting():
+    model: nn.Module = nn.LSTM(5, 7)
+    for _ in range(10_000):
+        model = nn.Sequential(model)
+    with pytest.raises(RecursionError):
+        sum(p.numel() for p in model.parameters())  # torch's own walk gives up
+    report = summarize(model)
+    assert report.total_params == 4 * 7 * (5 + 7) + 2 * 4 * 7
+    (entry,) = report.recurrent
+    assert entry.name == ".".join(["0"] * 10_000)
+    assert len(report.rows) == 10_001
+    assert summarize(model, max_depth=3).rows[-1].depth == 3
+
+
+def test_one_billion_parameter_meta_model_reads_no_data():
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Embedding(32_000, 4096), nn.LSTM(4096, 4096, num_layers=7), nn.Linear(4096, 32_000))
+    # by hand: embedding 32000*4096; each LSTM layer 4*4096*(4096+4096) + 2*4*4096; linear 4096*32000 + 32000
+    expected = 32_000 * 4096 + 7 * (4 * 4096 * 8192 + 8 * 4096) + 4096 * 32_000 + 32_000
+    assert expected > 1_000_000_000
+    report = summarize(model)
+    assert report.total_params == expected
+    assert report.param_bytes == 4 * expected
+    assert report.matches
+
+
+def test_lazy_modules_are_reported_not_crashed():
+    model = nn.Sequential(nn.LSTM(4, 6), nn.LazyLinear(3))
+    report = summarize(model)
+    assert report.uninitialized == ("1.weight", "1.bias")
+    assert report.total_params == 4 * 6 * 10 + 8 * 6
+    rows = {r.name: r for r in report.rows}
+    assert rows["1"].uninitialized == 2 and rows["1"].params == 0
+    assert rows[""].uninitialized == 2
+    assert "2 (1.weight, 1.bias)" in str(report)
+
+
+def test_frozen_parts_split_trainable_and_not():
+    model = nn.Sequential(nn.Embedding(10, 4), nn.GRU(4, 4), nn.Linear(4, 2))
+    model[0].weight.requires_grad_(False)
+    model[1].bias_hh_l0.requires_grad_(False)
+    report = summarize(model)
+    assert report.trainable_params == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert report.non_trainable_params == 40 + 12
+    rows = {r.name: r for r in report.rows}
+    assert rows["1"].trainable_params == unique_numel(model[1]) - 12
+
+
+def test_subclass_is_detected_by_isinstance():
+    class MyEncoder(nn.LSTM):
+        pass
+
+    report = summarize(MyEncoder(3, 5, batch_first=True, dropout=0.0))
+    (entry,) = report.recurrent
+    assert (entry.type, entry.kind, entry.batch_first) == ("MyEncoder", "LSTM", True)
+    assert entry.matches
+
+
+def test_wrong_shape_missing_and_unexpected_tensors_are_named():
+    model = nn.Sequential(nn.LSTM(3, 4, num_layers=2))
+    rnn = model[0]
+    rnn.weight_hh_l1 = nn.Parameter(torch.zeros(16, 5))
+    del rnn._parameters["bias_ih_l0"]
+    rnn.register_parameter("h0", nn.Parameter(torch.zeros(4)))
+    (entry,) = summarize(model).recurrent
+    assert not entry.matches and entry.status == "mismatch"
+    assert [(f.tensor, f.problem, f.expected_shape, f.found_shape) for f in entry.findings] == [
+        ("bias_ih_l0", "missing", (16,), None),
+        ("weight_hh_l1", "wrong_shape", (16, 4), (16, 5)),
+        ("h0", "unexpected", None, (4,)),
+    ]
+    assert entry.tensor_params == unique_numel(rnn)
+    assert [f.message() for f in entry.findings] == [
+        "bias_ih_l0: missing, expected shape (16,)",
+        "weight_hh_l1: expected shape (16, 4), found (16, 5)",
+        "h0: unexpected tensor of shape (4,), not in the formula",
+    ]
+    text = str(summarize(model))
+    # formula by hand: 4·4·(3+4) + 2·4·4 + 4·4·(4+4) + 2·4·4 = 304; tensors: -16 (bias) +16 (wider) +4 (h0)
+    assert "MISMATCH 0 (LSTM): formula 304, tensors 308" in text
+    assert "  - weight_hh_l1: expected shape (16, 4), found (16, 5)" in text
+
+
+def test_impossible_settings_on_a_module_name_the_path():
+    model = nn.Sequential(nn.Linear(2, 2), nn.GRU(2, 3))
+    model[1].hidden_size = "3"
+    with pytest.raises(InvalidSettingsError, match=r"^1 \(GRU\): hidden_size should be of type int, got: str \('3'\)$"):
+        summarize(model)
+
+
+@pytest.mark.parametrize("value", [None, "LSTM", torch.zeros(2), [nn.LSTM(2, 2)]])
+def test_non_module_argument_is_a_type_error(value):
+    with pytest.raises(NotAModuleError, match=r"summarize\(\) expects a torch.nn.Module, got ") as info:
+        summarize(value)
+    assert isinstance(info.value, TypeError) and isinstance(info.value, TorchLstmParamsError)
+
+
+@pytest.mark.parametrize("depth", [-1, 1.5, True, "2"])
+def test_bad_max_depth(depth):
+    with pytest.raises(InvalidSettingsError, match="max_depth must be None or an int >= 0"):
+        summarize(nn.LSTM(2, 2), max_depth=depth)
+
+
+def test_max_depth_limits_rows_only():
+    model = Seq2Seq()
+    full = summarize(model)
+    top = summarize(model, max_depth=1)
+    assert [r.name for r in top.rows] == ["", "embed", "encoder", "bridge", "decoder", "head"]
+    assert [r.name for r in summarize(model, max_depth=0).rows] == [""]
+    assert top.recurrent == full.recurrent
+    assert top.total_params == full.total_params
+
+
+def test_to_dict_is_json_and_holds_every_figure():
+    model = Seq2Seq()
+    report = summarize(model)
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["total_params"] == unique_numel(model)
+    assert data["matches"] is True
+    enc = data["recurrent"][0]
+    assert enc["name"] == "encoder" and enc["status"] == "ok"
+    assert enc["formula_params"] == enc["tensor_params"] == unique_numel(model.encoder)
+    assert enc["breakdown"][0]["tensors"][0] == {
+        "name": "weight_ih_l0",
+        "shape": [128, 16],
+        "layer": 0,
+        "direction": "forward",
+        "role": "weight_ih",
+    }
+    assert enc["derivation"] == report.recurrent[0].derivation
+    assert [r["name"] for r in data["rows"]] == [r.name for r in report.rows]
+    assert data["dtypes"] == [{"dtype": "float32", "params": unique_numel(model), "bytes": 4 * unique_numel(model)}]
+
+
+def snapshot(model: nn.Module):
+    return [
+        (
+            name,
+            m.training,
+            dict(m._forward_hooks),
+            dict(m._forward_pre_hooks),
+            dict(m._backward_hooks),
+            dict(m._state_dict_hooks),
+            [(n, id(p), p.device, p.dtype, p.requires_grad) for n, p in m._parameters.items() if p is not None],
+            [(n, id(b), b.device, b.dtype) for n, b in m._buffers.items() if b is not None],
+        )
+        for name, m in model.named_modules()
+    ]
+
+
+def test_model_is_never_changed():
+    model = Seq2Seq()
+    model.head.eval()
+    model.embed.weight.requires_grad_(False)
+    before = snapshot(model)
+    state = copy.deepcopy(model.state_dict())
+    report = summarize(model)
+    str(report)
+    report.to_dict()
+    assert snapshot(model) == before
+    after = model.state_dict()
+    assert list(after) == list(state)
+    assert all(torch.equal(after[k], state[k]) for k in state)
+    assert torch.nn.modules.module._global_forward_hooks == {}
+    assert torch.nn.modules.module._global_forward_pre_hooks == {}
