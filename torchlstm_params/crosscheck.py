@@ -13,7 +13,7 @@ import torch
 
 from .formulas import Formula
 
-__all__ = ["Check", "TensorFinding", "crosscheck"]
+__all__ = ["Check", "TensorFinding", "crosscheck", "is_exact"]
 
 Shape = tuple[int, ...]
 
@@ -52,17 +52,14 @@ class Check:
     findings: tuple[TensorFinding, ...]
 
 
-def _exact(formula: Formula, found: Mapping[str, torch.Tensor | None]) -> bool:
-    """The common case, checked cheaply: the formula's names, in order, with its shapes."""
+def is_exact(formula: Formula, found: Mapping[str, torch.Tensor | None]) -> bool:
+    """The common case, checked cheaply: exactly the formula's names, in order, with its shapes."""
     if tuple(found) != formula.names:
         return False
     try:
-        for tensor, shape in zip(found.values(), formula.shapes, strict=True):
-            if tensor is None or tensor.shape != shape:
-                return False
-    except RuntimeError:  # UninitializedParameter has no shape
+        return tuple([tensor.shape for tensor in found.values()]) == formula.shapes  # type: ignore[union-attr]
+    except (AttributeError, RuntimeError):  # a None slot; an UninitializedParameter has no shape
         return False
-    return True
 
 
 def crosscheck(formula: Formula, found: Mapping[str, torch.Tensor | None]) -> Check:
@@ -71,7 +68,7 @@ def crosscheck(formula: Formula, found: Mapping[str, torch.Tensor | None]) -> Ch
     ``tensor_params`` sums the elements of every initialised tensor found,
     expected or not, so it is what ``sum(p.numel())`` says for the module.
     """
-    if _exact(formula, found):
+    if is_exact(formula, found):
         return Check(formula.params, ())
     shapes: dict[str, Shape | None] = {}
     total = 0

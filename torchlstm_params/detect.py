@@ -8,6 +8,7 @@ never looks at class names or reprs, so subclasses (an FSDP-wrapped
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Hashable
 from dataclasses import dataclass
 
@@ -35,47 +36,53 @@ _CELL_KINDS: tuple[tuple[type[nn.RNNCellBase], str], ...] = (
 )
 
 # (kind, input_size, hidden_size, num_layers, bias, bidirectional, proj_size, dropout, batch_first)
-_Raw = tuple[object, object, object, object, bool, bool, object, object, bool]
+_Raw = tuple[object, object, object, object, object, object, object, object, object]
+_STORED = operator.itemgetter(
+    "mode", "input_size", "hidden_size", "num_layers", "bias", "bidirectional", "proj_size", "dropout", "batch_first"
+)
 
 
 def _raw(module: nn.Module) -> _Raw | None:
-    # Flags go through bool() as torch itself only tests their truth.
     if isinstance(module, nn.RNNBase):
-        return (
-            module.mode,
-            module.input_size,
-            module.hidden_size,
-            module.num_layers,
-            bool(module.bias),
-            bool(module.bidirectional),
-            getattr(module, "proj_size", 0),
-            module.dropout,
-            bool(module.batch_first),
-        )
+        try:  # the settings torch stores as plain attributes, fetched in one C call
+            raw: _Raw = _STORED(module.__dict__)
+        except KeyError:  # a subclass that computes a setting: ask it properly
+            raw = (
+                module.mode,
+                module.input_size,
+                module.hidden_size,
+                module.num_layers,
+                module.bias,
+                module.bidirectional,
+                getattr(module, "proj_size", 0),
+                module.dropout,
+                module.batch_first,
+            )
+        return raw
     if isinstance(module, nn.RNNCellBase):
         for cls, kind in _CELL_KINDS:
             if isinstance(module, cls):
-                return (kind, module.input_size, module.hidden_size, 1, bool(module.bias), False, 0, 0.0, False)
+                return (kind, module.input_size, module.hidden_size, 1, module.bias, False, 0, 0.0, False)
     return None
 
 
 def _validate(raw: _Raw, path: str, module: nn.Module) -> Detected:
     kind, input_size, hidden_size, num_layers, bias, bidirectional, proj_size, dropout, batch_first = raw
-    try:
+    try:  # flags go through bool(): torch itself only tests their truth
         spec = make_spec(
             kind,
             input_size,
             hidden_size,
             num_layers,
-            bias=bias,
-            bidirectional=bidirectional,
+            bias=bool(bias),
+            bidirectional=bool(bidirectional),
             proj_size=proj_size,
         )
         if isinstance(dropout, bool) or not isinstance(dropout, int | float):
             raise InvalidSettingsError(f"dropout should be a number, got: {type(dropout).__name__} ({dropout!r})")
     except InvalidSettingsError as exc:
         raise InvalidSettingsError(f"{path or '(root)'} ({type(module).__name__}): {exc}") from None
-    return Detected(spec, float(dropout), batch_first)
+    return Detected(spec, float(dropout), bool(batch_first))
 
 
 def detect(module: nn.Module, path: str = "", cache: dict[Hashable, Detected] | None = None) -> Detected | None:

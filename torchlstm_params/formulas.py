@@ -352,6 +352,7 @@ class Formula:
     layers: tuple[LayerCount, ...]
     names: tuple[str, ...]  # expected tensor names, in registration order
     shapes: tuple[tuple[int, ...], ...]  # their shapes, same order
+    numels: tuple[int, ...]  # their element counts, same order
     derivation: str
     keras_params: int | None  # None where Keras has no equivalent (proj_size)
     keras_derivation: str | None
@@ -377,6 +378,7 @@ def formula(spec: RNNSpec) -> Formula:
         layers,
         tuple(t.name for t in expected),
         tuple(t.shape for t in expected),
+        tuple(t.numel for t in expected),
         derivation(spec),
         keras,
         None if keras is None else keras_derivation(spec),

@@ -1,0 +1,235 @@
+"""One pass over every registered tensor: unique counts per subtree, dtypes, sharing.
+
+This is the hot loop of ``summarize``: each tensor's metadata is read once
+(``numel``, ``requires_grad``, ``dtype``; ``shape`` only inside recurrent
+modules, where it is checked against the formula on the way and gives the
+element count for free). No tensor data is read.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from itertools import compress
+
+import torch
+
+from .formulas import Formula
+from .walk import Tree
+
+__all__ = ["Tally", "tally"]
+
+
+@dataclass(slots=True)
+class Tally:
+    """Per-node subtree sums (shared tensors once) and model-wide facts."""
+
+    params: list[int]
+    trainable: list[int]
+    lazy: list[int]
+    uninitialized: list[str] = field(default_factory=list)
+    by_dtype: dict[torch.dtype, int] = field(default_factory=dict)
+    shared_names: list[tuple[list[str], torch.Tensor]] = field(default_factory=list)
+    exact: set[int] = field(default_factory=set)  # recurrent nodes whose tensors are the formula's
+    buffer_count: int = 0  # unique buffers, lazy ones included
+    buffer_elements: int = 0
+    buffer_bytes: int = 0
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _value(tensor: torch.Tensor) -> tuple[int, int, int]:
+    """(elements, trainable elements, lazy tensors) that one tensor adds to a count."""
+    try:
+        k = tensor.numel()
+    except ValueError:  # UninitializedParameter
+        return 0, 0, 1
+    return k, k if tensor.requires_grad else 0, 0
+
+
+def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
+    """Count ``tree``'s parameters; ``formulas`` maps recurrent nodes to what they should hold."""
+    n = len(tree)
+    modules, paths = tree.modules, tree.paths
+    own = [0] * n
+    own_train = [0] * n
+    own_lazy = [0] * n
+    result = Tally(own, own_train, own_lazy)
+    # Every registration's id(tensor), in order; node i's start in it. Tensors are assumed
+    # unique on the way (a dict per tensor would cost more than the rest of the loop) and
+    # the rare repeats are taken back out afterwards.
+    ids: list[int] = []
+    push, extend = ids.append, ids.extend
+    starts = [0] * n
+    by_dtype: dict[torch.dtype | None, int] = {}
+    run_dtype: torch.dtype | None = None
+    run = 0
+    buffers_seen: set[int] = set()
+
+    for i, module in enumerate(modules):
+        if module._buffers:
+            _add_buffers(result, module._buffers.values(), buffers_seen)
+        params = module._parameters
+        starts[i] = len(ids)
+        f = formulas.get(i)
+        if f is not None and tuple(params) == f.names:
+            # The formula's names: one read of each tensor's shape, flag and dtype decides
+            # whether its shapes are the formula's too, and then the sizes are known.
+            try:
+                meta = [(p.shape, p.requires_grad, p.dtype) for p in params.values()]  # type: ignore[union-attr]
+                shapes, flags, dtypes = zip(*meta, strict=True)
+            except (AttributeError, RuntimeError):  # a None slot; an UninitializedParameter has no shape
+                shapes = ()
+            if shapes == f.shapes:
+                result.exact.add(i)
+                extend(map(id, params.values()))
+                own[i] = f.params
+                own_train[i] = f.params if all(flags) else sum(compress(f.numels, flags))
+                if dtypes.count(dtypes[0]) == len(dtypes):
+                    by_dtype[dtypes[0]] = by_dtype.get(dtypes[0], 0) + f.params
+                else:
+                    for dt, k in zip(dtypes, f.numels, strict=True):
+                        by_dtype[dt] = by_dtype.get(dt, 0) + k
+                continue
+        if not params:
+            continue
+        acc = acc_train = 0
+        for name, p in params.items():
+            if p is None:
+                continue
+            push(id(p))
+            try:
+                k = p.numel()
+            except ValueError:  # UninitializedParameter: shape unknown until the first forward
+                own_lazy[i] += 1
+                result.uninitialized.append(_join(paths[i], name))
+                continue
+            acc += k
+            if p.requires_grad:
+                acc_train += k
+            if p.dtype is not run_dtype:  # dtypes come in long runs: one dict update per run
+                by_dtype[run_dtype] = by_dtype.get(run_dtype, 0) + run
+                run_dtype, run = p.dtype, 0
+            run += k
+        own[i] = acc
+        own_train[i] = acc_train
+    by_dtype[run_dtype] = by_dtype.get(run_dtype, 0) + run
+    result.buffer_count = len(buffers_seen)
+
+    first: dict[int, int] = {}  # id(tensor) -> node of its first registration, for shared tensors
+    sites: dict[int, list[int]] = {}  # id(tensor) -> further nodes that hold it
+    tensors: dict[int, torch.Tensor] = {}
+    if len(set(ids)) != len(ids):
+        _take_back_repeats(tree, result, ids, starts, by_dtype, first, sites, tensors)
+    result.by_dtype = {dt: k for dt, k in by_dtype.items() if dt is not None}
+
+    # A module registered twice adds a site, its parent, for every tensor of its subtree.
+    if tree.aliases:
+        node_of: dict[int, int] = {}
+        for pos, key in enumerate(ids):
+            if key not in node_of:
+                node_of[key] = _node_at(starts, pos)
+        for alias in tree.aliases:
+            for j in range(alias.target, tree.ends[alias.target]):
+                for p in modules[j]._parameters.values():
+                    if p is not None:
+                        tensors[id(p)] = p
+                        first.setdefault(id(p), node_of[id(p)])
+                        sites.setdefault(id(p), []).append(alias.parent)
+    _sum_subtrees(tree, result, first, sites, tensors)
+    return result
+
+
+def _node_at(starts: list[int], pos: int) -> int:
+    """The node whose registrations include position ``pos`` of the id list."""
+    return bisect.bisect_right(starts, pos) - 1
+
+
+def _take_back_repeats(
+    tree: Tree,
+    result: Tally,
+    ids: list[int],
+    starts: list[int],
+    by_dtype: dict[torch.dtype | None, int],
+    first: dict[int, int],
+    sites: dict[int, list[int]],
+    tensors: dict[int, torch.Tensor],
+) -> None:
+    """Remove the second and later registrations of a tensor from the node counts; keep them as sites."""
+    modules, paths = tree.modules, tree.paths
+    first_pos: dict[int, int] = {}
+    names: dict[int, list[str]] = {}
+    for pos, key in enumerate(ids):
+        earlier = first_pos.setdefault(key, pos)
+        if earlier == pos:
+            continue
+        node = _node_at(starts, pos)
+        name, p = _registration(modules[node], key, pos - starts[node])
+        if key not in names:
+            first_node = first[key] = _node_at(starts, earlier)
+            first_name, _ = _registration(modules[first_node], key, earlier - starts[first_node])
+            names[key] = [_join(paths[first_node], first_name)]
+            tensors[key] = p
+        names[key].append(_join(paths[node], name))
+        sites.setdefault(key, []).append(node)
+        k, k_train, lazy = _value(p)
+        result.params[node] -= k
+        result.trainable[node] -= k_train
+        result.lazy[node] -= lazy
+        if lazy:
+            result.uninitialized.remove(_join(paths[node], name))
+        else:
+            by_dtype[p.dtype] -= k
+    result.shared_names = [(v, tensors[key]) for key, v in names.items()]
+
+
+def _registration(module: torch.nn.Module, key: int, index: int) -> tuple[str, torch.Tensor]:
+    """The ``index``-th non-None parameter of ``module``, which has id ``key``."""
+    registered = [(name, p) for name, p in module._parameters.items() if p is not None]
+    name, p = registered[index]
+    assert id(p) == key, "parameters changed while the model was being summarized"
+    return name, p
+
+
+def _sum_subtrees(
+    tree: Tree, result: Tally, first: dict[int, int], sites: dict[int, list[int]], tensors: dict[int, torch.Tensor]
+) -> None:
+    """Turn per-node counts into subtree counts, each shared tensor once per subtree."""
+    own, own_train, own_lazy, parents = result.params, result.trainable, result.lazy, tree.parents
+    for i in range(len(tree) - 1, 0, -1):  # children come after parents in pre-order
+        up = parents[i]
+        own[up] += own[i]
+        own_train[up] += own_train[i]
+        own_lazy[up] += own_lazy[i]
+    # A shared tensor is in the sums of its first site's ancestors; add it once to the
+    # ancestors of its further sites that do not hold it yet.
+    for key, further in sites.items():
+        k, k_train, lazy = _value(tensors[key])
+        covered: set[int] = set()
+        node = first[key]
+        while node != -1:
+            covered.add(node)
+            node = parents[node]
+        for node in further:
+            while node != -1 and node not in covered:
+                covered.add(node)
+                own[node] += k
+                own_train[node] += k_train
+                own_lazy[node] += lazy
+                node = parents[node]
+
+
+def _add_buffers(result: Tally, buffers: Iterable[torch.Tensor | None], seen: set[int]) -> None:
+    for b in buffers:
+        if b is None or id(b) in seen:
+            continue
+        seen.add(id(b))
+        try:
+            k = b.numel()
+        except ValueError:  # UninitializedBuffer: counted as a buffer, no elements yet
+            continue
+        result.buffer_elements += k
+        result.buffer_bytes += k * b.element_size()
