@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import re
+from typing import Any
 
 import pytest
-from strategies import CELL_KINDS, FULL_KINDS, Config
 from torch import nn
 
+from tests.strategies import CELL_KINDS, FULL_KINDS, Config
 from torchlstm_params import InvalidSettingsError, count_params, expected_tensors, make_spec
 from torchlstm_params.formulas import breakdown, derivation, keras_count, keras_derivation
 
@@ -115,34 +117,33 @@ def test_keras_count_refuses_projection():
 
 
 @pytest.mark.parametrize(
-    ("call", "message"),
+    ("args", "kwargs", "message"),
     [
-        (lambda: count_params("LSTM", 0, 2), "input_size must be >= 1, got: 0"),
-        (lambda: count_params("LSTM", 3, -1), "hidden_size must be >= 1, got: -1"),
-        (lambda: count_params("LSTM", 3, 2.5), "hidden_size should be of type int, got: float (2.5)"),
-        (lambda: count_params("LSTM", 3, True), "hidden_size should be of type int, got: bool (True)"),
-        (lambda: count_params("LSTM", 3, "2"), "hidden_size should be of type int, got: str ('2')"),
-        (lambda: count_params("LSTM", 3, 2, 0), "num_layers must be >= 1, got: 0"),
+        (("LSTM", 0, 2), {}, "input_size must be >= 1, got: 0"),
+        (("LSTM", 3, -1), {}, "hidden_size must be >= 1, got: -1"),
+        (("LSTM", 3, 2.5), {}, "hidden_size should be of type int, got: float (2.5)"),
+        (("LSTM", 3, True), {}, "hidden_size should be of type int, got: bool (True)"),
+        (("LSTM", 3, "2"), {}, "hidden_size should be of type int, got: str ('2')"),
+        (("LSTM", 3, 2, 0), {}, "num_layers must be >= 1, got: 0"),
+        (("GRU", 3, 4), {"proj_size": 2}, "proj_size is only supported by LSTM, got proj_size=2 for GRU"),
         (
-            lambda: count_params("GRU", 3, 4, proj_size=2),
-            "proj_size is only supported by LSTM, got proj_size=2 for GRU",
-        ),
-        (
-            lambda: count_params("LSTM", 3, 4, proj_size=4),
+            ("LSTM", 3, 4),
+            {"proj_size": 4},
             "proj_size has to be smaller than hidden_size, got proj_size=4, hidden_size=4",
         ),
-        (lambda: count_params("LSTM", 3, 4, proj_size=-1), "proj_size must be >= 0, got: -1"),
-        (lambda: count_params("Transformer", 3, 4), "kind 'Transformer' is not a recurrent kind"),
-        (lambda: count_params(4, 3, 4), "kind should be of type str, got: int"),  # type: ignore[arg-type]
-        (lambda: count_params("LSTM", 3, 4, convention="tf"), "convention must be one of pytorch, keras, got: 'tf'"),
-        (lambda: count_params("LSTMCell", 3, 4, 2), "LSTMCell has exactly one layer, got num_layers=2"),
-        (lambda: count_params("GRUCell", 3, 4, bidirectional=True), "GRUCell has one direction"),
-        (lambda: count_params("LSTM", 3, 4, bias=1), "bias should be of type bool, got: int (1)"),
+        (("LSTM", 3, 4), {"proj_size": -1}, "proj_size must be >= 0, got: -1"),
+        (("Transformer", 3, 4), {}, "kind 'Transformer' is not a recurrent kind"),
+        ((4, 3, 4), {}, "kind should be of type str, got: int"),
+        (("LSTM", 3, 4), {"convention": "tf"}, "convention must be one of pytorch, keras, got: 'tf'"),
+        (("LSTMCell", 3, 4, 2), {}, "LSTMCell has exactly one layer, got num_layers=2"),
+        (("GRUCell", 3, 4), {"bidirectional": True}, "GRUCell has one direction"),
+        (("LSTM", 3, 4), {"bias": 1}, "bias should be of type bool, got: int (1)"),
+        (("GRU", 3, 4), {"convention": "keras", "reset_after": "yes"}, "reset_after should be of type bool"),
     ],
 )
-def test_invalid_settings_name_field_and_value(call, message):
-    with pytest.raises(ValueError, match="^" + __import__("re").escape(message)):
-        call()
+def test_invalid_settings_name_field_and_value(args: tuple[Any, ...], kwargs: dict[str, Any], message: str):
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        count_params(*args, **kwargs)
 
 
 def test_invalid_settings_error_is_library_error_and_value_error():

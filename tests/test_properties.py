@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 from hypothesis import HealthCheck, given, settings
-from strategies import Config, configs
 
+from tests.strategies import Config, configs
 from torchlstm_params import make_spec, summarize
 
 

@@ -211,7 +211,7 @@ def test_wrong_shape_missing_and_unexpected_tensors_are_named():
 
 def test_impossible_settings_on_a_module_name_the_path():
     model = nn.Sequential(nn.Linear(2, 2), nn.GRU(2, 3))
-    model[1].hidden_size = "3"
+    model[1].hidden_size = "3"  # type: ignore[assignment]
     with pytest.raises(InvalidSettingsError, match=r"^1 \(GRU\): hidden_size should be of type int, got: str \('3'\)$"):
         summarize(model)
 
