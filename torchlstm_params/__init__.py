@@ -8,23 +8,32 @@
 
 from __future__ import annotations
 
-from .errors import InvalidSettingsError, NotAModuleError, TorchLstmParamsError
+from .check import CODES, Problem, check, find_problems
+from .errors import CheckFailedError, InvalidSettingsError, NotAModuleError, SpecError, TorchLstmParamsError
 from .formulas import RNNSpec, count_params, expected_tensors, make_spec
+from .hooks import install_sanity_hook
 from .report import ModuleRow, RecurrentEntry, Report, summarize
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CODES",
+    "CheckFailedError",
     "InvalidSettingsError",
     "ModuleRow",
     "NotAModuleError",
+    "Problem",
     "RNNSpec",
     "RecurrentEntry",
     "Report",
+    "SpecError",
     "TorchLstmParamsError",
     "__version__",
+    "check",
     "count_params",
     "expected_tensors",
+    "find_problems",
+    "install_sanity_hook",
     "make_spec",
     "summarize",
 ]

@@ -6,7 +6,15 @@ what was expected and what was found.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .check import Problem
+    from .report import Report
+
 __all__ = [
+    "CheckFailedError",
     "InvalidSettingsError",
     "NotAModuleError",
     "SpecError",
@@ -31,3 +39,19 @@ class NotAModuleError(TorchLstmParamsError, TypeError):
 
 class SpecError(TorchLstmParamsError, ValueError):
     """A command-line spec (layer expression, factory path) that cannot be turned into a model."""
+
+
+class CheckFailedError(TorchLstmParamsError):
+    """``check()`` found problems; ``problems`` lists every one, ``report`` is the full summary."""
+
+    def __init__(self, problems: Sequence[Problem], report: Report) -> None:
+        self.problems = tuple(problems)
+        self.report = report
+        count = len(self.problems)
+        lines = [f"sanity check failed: {count} problem{'s' if count != 1 else ''} found"]
+        lines.extend(f"  {problem}" for problem in self.problems)
+        super().__init__("\n".join(lines))
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(p.code for p in self.problems)

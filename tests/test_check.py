@@ -1,0 +1,285 @@
+"""check(): one real model per problem code, and a model with many problems at once."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from torchlstm_params import CheckFailedError, InvalidSettingsError, TorchLstmParamsError, check
+from torchlstm_params.check import CODES, find_problems, weights_in_one_chunk
+
+
+def problems_of(model: nn.Module, **options) -> list[tuple[str, str, str]]:
+    _, problems = find_problems(model, **options)
+    return [(p.code, p.path, p.message) for p in problems]
+
+
+def lstm_numel(i: int, h: int) -> int:
+    return 4 * h * (i + h) + 2 * 4 * h  # by hand, RNN_FORMULAS.md
+
+
+def test_clean_model_returns_report():
+    model = nn.Sequential(nn.Embedding(10, 3), nn.LSTM(3, 2))
+    report = check(model, expect_params=30 + lstm_numel(3, 2), expect={"1": {"hidden_size": 2, "kind": "LSTM"}})
+    assert report.total_params == 30 + 56
+
+
+def test_shape_missing_and_unexpected_codes():
+    model = nn.Sequential(nn.GRU(3, 4))
+    model[0].weight_hh_l0 = nn.Parameter(torch.zeros(12, 5))
+    del model[0]._parameters["bias_hh_l0"]
+    model[0].register_parameter("h0", nn.Parameter(torch.zeros(4)))
+    assert problems_of(model) == [
+        ("RNN_SHAPE_MISMATCH", "0", "weight_hh_l0: expected shape (12, 4), found (12, 5)"),
+        ("RNN_TENSOR_MISSING", "0", "bias_hh_l0: missing, expected shape (12,)"),
+        ("RNN_TENSOR_UNEXPECTED", "0", "h0: unexpected tensor of shape (4,), not in the formula"),
+    ]
+
+
+def test_lazy_uninitialized():
+    model = nn.Sequential(nn.LSTM(3, 2), nn.LazyLinear(4))
+    assert problems_of(model) == [
+        ("LAZY_UNINITIALIZED", "1", "weight is uninitialized (lazy); run one forward pass to materialize it"),
+        ("LAZY_UNINITIALIZED", "1", "bias is uninitialized (lazy); run one forward pass to materialize it"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "code", "message"),
+    [
+        ({"expect_params": 50}, "PARAMS_MISMATCH", "expected 50 parameters, found 56 (+6)"),
+        ({"max_params": 55}, "PARAMS_OVER_BUDGET", "expected at most 55 parameters, found 56"),
+        ({"min_params": 1_000}, "PARAMS_UNDER_BUDGET", "expected at least 1,000 parameters, found 56"),
+        ({"expect_trainable": 0}, "TRAINABLE_MISMATCH", "expected 0 trainable parameters, found 56"),
+    ],
+)
+def test_count_expectations(options, code, message):
+    assert problems_of(nn.LSTM(3, 2), **options) == [(code, "", message)]
+
+
+def test_budget_met_is_silent():
+    assert problems_of(nn.LSTM(3, 2), expect_params=56, max_params=56, min_params=56, expect_trainable=56) == []
+
+
+class Encoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(16, 256, num_layers=2, bidirectional=True)
+        self.proj = nn.Linear(512, 64)
+
+
+class Model(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = Encoder()
+        self.decoder = nn.GRUCell(64, 64)
+
+
+def test_per_module_expectations():
+    with torch.device("meta"):
+        model = Model()
+    assert (
+        problems_of(model, expect={"encoder.rnn": {"hidden_size": 256, "num_layers": 2, "bidirectional": True}}) == []
+    )
+    assert problems_of(model, expect={"encoder.rnn": {"hidden_size": 512, "num_layers": 3, "bidirectional": True}}) == [
+        ("SETTING_MISMATCH", "encoder.rnn", "hidden_size expected 512, found 256"),
+        ("SETTING_MISMATCH", "encoder.rnn", "num_layers expected 3, found 2"),
+    ]
+    assert problems_of(model, expect={"decoder": {"kind": "GRUCell", "params": 3 * 64 * 128 + 6 * 64}}) == []
+
+
+def test_missing_path_names_closest_paths():
+    with torch.device("meta"):
+        model = Model()
+    assert problems_of(model, expect={"encoder.rn": {"hidden_size": 256}}) == [
+        ("MODULE_NOT_FOUND", "encoder.rn", "no module at this path; closest: 'encoder.rnn', 'encoder', 'encoder.proj'"),
+    ]
+
+
+def test_recurrent_setting_on_non_recurrent_module():
+    with torch.device("meta"):
+        model = Model()
+    assert problems_of(model, expect={"encoder.proj": {"hidden_size": 64}}) == [
+        ("MODULE_NOT_RECURRENT", "encoder.proj", "hidden_size=64 asked of a Linear, which is not recurrent"),
+    ]
+
+
+def test_frozen_recurrent_weights_while_rest_trains():
+    model = nn.Sequential(nn.Embedding(5, 3), nn.LSTM(3, 2))
+    model[1].weight_ih_l0.requires_grad_(False)
+    model[1].weight_hh_l0.requires_grad_(False)
+    assert problems_of(model) == [
+        (
+            "RNN_FROZEN",
+            "1",
+            # trains: embedding 5·3 + LSTM biases 2·8 = 31
+            "2 of 4 tensors have requires_grad=False (weight_ih_l0, weight_hh_l0) while 31 parameters train; "
+            "pass allow_frozen=['1'] if intended",
+        )
+    ]
+    assert problems_of(model, allow_frozen=["1"]) == []
+    assert problems_of(model, allow_frozen=["1.weight_*"]) == []
+    model.requires_grad_(False)  # nothing trains: a frozen RNN is then not a surprise
+    assert problems_of(model) == []
+
+
+def test_mixed_dtype_in_one_recurrent_module():
+    model = nn.Sequential(nn.GRU(2, 2))
+    model[0].weight_hh_l0 = nn.Parameter(torch.zeros(6, 2, dtype=torch.float64))
+    assert problems_of(model) == [
+        (
+            "RNN_MIXED_DTYPE",
+            "0",
+            "expected one dtype, found float32, float64 (weight_ih_l0: float32, weight_hh_l0: float64, "
+            "bias_ih_l0: float32, bias_hh_l0: float32)",
+        )
+    ]
+
+
+def test_mixed_devices_in_module_and_model():
+    model = nn.Sequential(nn.RNN(2, 2), nn.Linear(2, 2, device="meta"))
+    model[0].bias_hh_l0 = nn.Parameter(torch.zeros(2, device="meta"))
+    found = problems_of(model)
+    assert [(code, path) for code, path, _ in found] == [("RNN_MIXED_DEVICE", "0"), ("MODEL_MULTI_DEVICE", "")]
+    assert found[0][2] == (
+        "expected one device, found cpu, meta (weight_ih_l0: cpu, weight_hh_l0: cpu, bias_ih_l0: cpu, bias_hh_l0: meta)"
+    )
+    assert found[1][2] == (
+        "expected one device, found 2: cpu: 3 tensors (0.weight_ih_l0, 0.weight_hh_l0, 0.bias_ih_l0); "
+        "meta: 3 tensors (0.bias_hh_l0, 1.weight, 1.bias)"
+    )
+
+
+def test_dropout_on_single_layer():
+    with pytest.warns(UserWarning, match="non-zero dropout expects num_layers greater than 1"):
+        model = nn.LSTM(3, 2, dropout=0.3)
+    assert problems_of(model) == [
+        (
+            "RNN_DROPOUT_NO_EFFECT",
+            "",
+            "dropout=0.3 has no effect with num_layers=1 (dropout only applies between layers)",
+        )
+    ]
+    assert problems_of(nn.LSTM(3, 2, num_layers=2, dropout=0.3)) == []
+
+
+def test_non_finite_values():
+    rnn, linear = nn.LSTM(3, 2), nn.Linear(2, 2)
+    model = nn.Sequential(rnn, linear)
+    with torch.no_grad():
+        rnn.get_parameter("weight_ih_l0")[0, 0] = float("nan")
+        rnn.get_parameter("weight_ih_l0")[1, 1] = float("nan")
+        linear.bias[0] = float("-inf")
+    assert problems_of(model) == [
+        ("NON_FINITE", "0", "weight_ih_l0 holds 2 NaN and 0 Inf of 24 values"),
+        ("NON_FINITE", "1", "bias holds 0 NaN and 1 Inf of 2 values"),
+    ]
+    assert problems_of(model, check_finite=False) == []
+
+
+def test_non_finite_is_never_read_on_meta():
+    with torch.device("meta"):
+        model = nn.LSTM(300, 512, num_layers=2)
+    assert problems_of(model) == []
+
+
+def test_weights_in_one_chunk_reads_layout():
+    flat = torch.zeros(10)
+    a, b = flat[:6].view(2, 3), flat[6:].view(4)
+    assert weights_in_one_chunk([a, b])
+    assert not weights_in_one_chunk([b, a])  # out of order
+    assert not weights_in_one_chunk([a, torch.zeros(4)])  # another storage
+    assert not weights_in_one_chunk([flat[:6].view(3, 2).t(), b])  # not contiguous
+    assert weights_in_one_chunk([])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="RNN_NOT_FLAT concerns CUDA weights only")
+def test_not_flat_on_cuda():
+    model = nn.LSTM(8, 8, num_layers=2).cuda()
+    assert problems_of(model) == []
+    model.weight_hh_l0 = nn.Parameter(torch.zeros(32, 8, device="cuda"))
+    assert [code for code, _, _ in problems_of(model)] == ["RNN_NOT_FLAT"]
+    model.flatten_parameters()
+    assert problems_of(model) == []
+
+
+def test_every_code_is_documented_and_exercised():
+    assert len(CODES) == 18
+    source = Path(__file__).read_text(encoding="utf-8")
+    for code in CODES:
+        assert f'"{code}"' in source, f"no test names {code}"
+
+
+def test_many_problems_reported_at_once():
+    lstm = nn.LSTM(3, 4)
+    model = nn.Sequential(lstm, nn.LazyLinear(2), nn.GRU(4, 4))
+    model[2].weight_hh_l0 = nn.Parameter(torch.zeros(12, 5))
+    lstm.weight_hh_l0.requires_grad_(False)
+    with torch.no_grad():
+        lstm.get_parameter("bias_ih_l0")[0] = float("nan")
+    with pytest.raises(CheckFailedError) as info:
+        check(model, expect_params=100, expect={"2": {"hidden_size": 8}, "encoder": {"num_layers": 2}})
+    error = info.value
+    assert isinstance(error, TorchLstmParamsError)
+    assert error.codes == (
+        "PARAMS_MISMATCH",
+        "LAZY_UNINITIALIZED",
+        "LAZY_UNINITIALIZED",
+        "RNN_SHAPE_MISMATCH",
+        "SETTING_MISMATCH",
+        "MODULE_NOT_FOUND",
+        "RNN_FROZEN",
+        "NON_FINITE",
+    )
+    text = str(error)
+    assert text.startswith("sanity check failed: 8 problems found\n")
+    assert "  [RNN_SHAPE_MISMATCH] 2: weight_hh_l0: expected shape (12, 4), found (12, 5)" in text
+    assert error.report.total_params == sum(
+        p.numel() for p in model.parameters() if not isinstance(p, nn.UninitializedParameter)
+    )
+    # allowing codes removes exactly those
+    with pytest.raises(CheckFailedError) as again:
+        check(model, allow=["LAZY_UNINITIALIZED", "NON_FINITE", "RNN_FROZEN"], expect_params=100)
+    assert again.value.codes == ("PARAMS_MISMATCH", "RNN_SHAPE_MISMATCH")
+
+
+def test_warn_mode_logs_every_problem(caplog):
+    model = nn.LSTM(3, 2)
+    with caplog.at_level(logging.WARNING, logger="torchlstm_params"):
+        report = check(model, mode="warn", expect_params=1, max_params=2)
+    assert report.total_params == 56
+    assert [r.getMessage() for r in caplog.records] == [
+        "[PARAMS_MISMATCH] (root): expected 1 parameters, found 56 (+55)",
+        "[PARAMS_OVER_BUDGET] (root): expected at most 2 parameters, found 56",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"mode": "loud"}, "mode must be 'raise' or 'warn', got: 'loud'"),
+        ({"allow": ["NOPE"]}, "allow= names unknown problem codes ['NOPE']"),
+        ({"expect_params": -1}, "expect_params must be an int >= 0, got: -1"),
+        ({"max_params": 1.5}, "max_params must be an int >= 0, got: 1.5"),
+        ({"expect": {"x": {"hiden_size": 3}}}, "expect['x'] has unknown settings ['hiden_size']"),
+        ({"expect": {"x": 3}}, "expect['x'] must be a mapping of setting -> value, got 3"),
+    ],
+)
+def test_bad_options_are_clear(options, message):
+    with pytest.raises(InvalidSettingsError, match=f"^{message}".replace("[", r"\[").replace("]", r"\]")):
+        check(nn.LSTM(2, 2), **options)
+
+
+def test_check_never_changes_the_model():
+    model = nn.Sequential(nn.LSTM(3, 2), nn.Linear(2, 2)).eval()
+    before = [(n, p.requires_grad, p.dtype, p.device, p.clone()) for n, p in model.named_parameters()]
+    check(model)
+    after = list(model.named_parameters())
+    assert [(n, p.requires_grad, p.dtype, p.device) for n, p in after] == [b[:4] for b in before]
+    assert all(torch.equal(p, b[4]) for (_, p), b in zip(after, before, strict=True))
+    assert not model.training
+    assert all(not m._forward_pre_hooks and not m._forward_hooks for m in model.modules())
