@@ -1,0 +1,19 @@
+"""The benchmarks run end to end on tiny sizes, so they cannot rot (timings are not asserted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import bench_hook, bench_summarize
+
+
+def test_bench_summarize_smoke(capsys: pytest.CaptureFixture[str]):
+    bench_summarize.main(["--modules", "51", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "51 modules, 300 tensors" in out  # 10 blocks of (Sequential, LSTM, GRU, RNN, Linear) + root
+    assert "ratio summarize / baseline:" in out
+
+
+def test_bench_hook_smoke(capsys: pytest.CaptureFixture[str]):
+    bench_hook.main(["--repeats", "2"])
+    assert "ratio after-hook / never-hooked:" in capsys.readouterr().out
