@@ -32,11 +32,11 @@ def test_shape_missing_and_unexpected_codes():
     model = nn.Sequential(nn.GRU(3, 4))
     model[0].weight_hh_l0 = nn.Parameter(torch.zeros(12, 5))
     del model[0]._parameters["bias_hh_l0"]
-    model[0].register_parameter("h0", nn.Parameter(torch.zeros(4)))
+    model[0].register_parameter("weight_ih_l1", nn.Parameter(torch.zeros(4)))
     assert problems_of(model) == [
         ("RNN_SHAPE_MISMATCH", "0", "weight_hh_l0: expected shape (12, 4), found (12, 5)"),
         ("RNN_TENSOR_MISSING", "0", "bias_hh_l0: missing, expected shape (12,)"),
-        ("RNN_TENSOR_UNEXPECTED", "0", "h0: unexpected tensor of shape (4,), not in the formula"),
+        ("RNN_TENSOR_UNEXPECTED", "0", "weight_ih_l1: unexpected tensor of shape (4,), not in the formula"),
     ]
 
 

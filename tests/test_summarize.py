@@ -189,22 +189,22 @@ def test_wrong_shape_missing_and_unexpected_tensors_are_named():
     rnn = model[0]
     rnn.weight_hh_l1 = nn.Parameter(torch.zeros(16, 5))
     del rnn._parameters["bias_ih_l0"]
-    rnn.register_parameter("h0", nn.Parameter(torch.zeros(4)))
+    rnn.register_parameter("weight_hr_l0", nn.Parameter(torch.zeros(4)))
     (entry,) = summarize(model).recurrent
     assert not entry.matches and entry.status == "mismatch"
     assert [(f.tensor, f.problem, f.expected_shape, f.found_shape) for f in entry.findings] == [
         ("bias_ih_l0", "missing", (16,), None),
         ("weight_hh_l1", "wrong_shape", (16, 4), (16, 5)),
-        ("h0", "unexpected", None, (4,)),
+        ("weight_hr_l0", "unexpected", None, (4,)),
     ]
     assert entry.tensor_params == unique_numel(rnn)
     assert [f.message() for f in entry.findings] == [
         "bias_ih_l0: missing, expected shape (16,)",
         "weight_hh_l1: expected shape (16, 4), found (16, 5)",
-        "h0: unexpected tensor of shape (4,), not in the formula",
+        "weight_hr_l0: unexpected tensor of shape (4,), not in the formula",
     ]
     text = str(summarize(model))
-    # formula by hand: 4·4·(3+4) + 2·4·4 + 4·4·(4+4) + 2·4·4 = 304; tensors: -16 (bias) +16 (wider) +4 (h0)
+    # formula by hand: 4·4·(3+4) + 2·4·4 + 4·4·(4+4) + 2·4·4 = 304; tensors: -16 (bias) +16 (wider) +4 (weight_hr_l0)
     assert "MISMATCH 0 (LSTM): formula 304, tensors 308" in text
     assert "  - weight_hh_l1: expected shape (16, 4), found (16, 5)" in text
 

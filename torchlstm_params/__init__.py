@@ -12,6 +12,7 @@ from .check import CODES, Problem, check, find_problems
 from .errors import CheckFailedError, InvalidSettingsError, NotAModuleError, SpecError, TorchLstmParamsError
 from .formulas import RNNSpec, count_params, expected_tensors, make_spec
 from .hooks import install_sanity_hook
+from .registry import Registry, default_registry, register_recurrent
 from .report import ModuleRow, RecurrentEntry, Report, summarize
 
 __version__ = "0.1.0"
@@ -25,15 +26,18 @@ __all__ = [
     "Problem",
     "RNNSpec",
     "RecurrentEntry",
+    "Registry",
     "Report",
     "SpecError",
     "TorchLstmParamsError",
     "__version__",
     "check",
     "count_params",
+    "default_registry",
     "expected_tensors",
     "find_problems",
     "install_sanity_hook",
     "make_spec",
+    "register_recurrent",
     "summarize",
 ]

@@ -6,14 +6,18 @@ lazily-initialised models are checked as cheaply as real ones.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
+from .detect import Detected
 from .formulas import Formula
+from .packed import PackedStorage, packed_tensors
 
-__all__ = ["Check", "TensorFinding", "crosscheck", "is_exact"]
+__all__ = ["Check", "Explanation", "TensorFinding", "crosscheck"]
 
 Shape = tuple[int, ...]
 
@@ -45,55 +49,184 @@ class TensorFinding:
 
 
 @dataclass(frozen=True, slots=True)
+class Explanation:
+    """A difference between registered tensors and the formula that is understood, not broken.
+
+    ``kind``: ``parametrized`` (torch.nn.utils.parametrize), ``weight_norm`` (legacy
+    ``torch.nn.utils.weight_norm``), ``stand_in`` (a Parameter holding a weight that is
+    recomputed into a plain tensor, weight-drop style), ``extra`` (parameters beyond the
+    recurrent ones) or ``packed`` (dynamic-quantized weights). ``delta``: elements held
+    beyond the formula's for this tensor (negative when fewer).
+    """
+
+    tensor: str
+    kind: str
+    message: str
+    delta: int
+
+
+@dataclass(frozen=True, slots=True)
 class Check:
     """The outcome of one module's cross-check."""
 
-    tensor_params: int
     findings: tuple[TensorFinding, ...]
+    explanations: tuple[Explanation, ...]
+    accounted: int  # elements of the registered tensors the check matched to the formula or explained
+    packed: PackedStorage | None = None
 
 
-def is_exact(formula: Formula, found: Mapping[str, torch.Tensor | None]) -> bool:
-    """The common case, checked cheaply: exactly the formula's names, in order, with its shapes."""
-    if tuple(found) != formula.names:
-        return False
+# Names PyTorch's recurrent modules give their own tensors; anything else is an extra.
+_RECURRENT_NAME = re.compile(r"^(weight|bias)_(ih|hh|hr)(_l\d+(_reverse)?)?$")
+
+
+def _shape(tensor: torch.Tensor) -> Shape | None:
     try:
-        return tuple([tensor.shape for tensor in found.values()]) == formula.shapes  # type: ignore[union-attr]
-    except (AttributeError, RuntimeError):  # a None slot; an UninitializedParameter has no shape
-        return False
+        return tuple(tensor.shape)
+    except RuntimeError:  # UninitializedParameter
+        return None
 
 
-def crosscheck(formula: Formula, found: Mapping[str, torch.Tensor | None]) -> Check:
-    """Compare the formula's tensors with a module's ``_parameters`` (name -> tensor).
+def _numel(shape: Shape | None) -> int:
+    if shape is None:
+        return 0
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
-    ``tensor_params`` sums the elements of every initialised tensor found,
-    expected or not, so it is what ``sum(p.numel())`` says for the module.
-    """
-    if is_exact(formula, found):
-        return Check(formula.params, ())
-    shapes: dict[str, Shape | None] = {}
-    total = 0
-    for name, tensor in found.items():
-        if tensor is None:
-            continue
-        try:
-            total += tensor.numel()
-        except ValueError:  # UninitializedParameter
-            shapes[name] = None
-            continue
-        shapes[name] = tuple(tensor.shape)
-    findings: list[TensorFinding] = []
+
+def _qualname(obj: object) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _parametrized(module: nn.Module, name: str) -> tuple[Shape, Explanation, int] | None:
+    """torch.nn.utils.parametrize: the originals that stand in for ``name``."""
+    container = module._modules.get("parametrizations")
+    if container is None or name not in container._modules:
+        return None
+    plist = container._modules[name]
+    assert plist is not None
+    shapes = [(n, _shape(p)) for n, p in plist._parameters.items() if p is not None]
+    known = [(n, sh) for n, sh in shapes if sh is not None]
+    if not known or len(known) != len(shapes):
+        return None
+    logical = max((sh for _, sh in known), key=_numel)  # the original that carries the weight's shape
+    held = sum(_numel(sh) for _, sh in known)
+    by = ", ".join(_qualname(m) for m in plist.children())
+    stand_ins = ", ".join(f"parametrizations.{name}.{n} {_fmt(sh)}" for n, sh in known)
+    delta = held - _numel(logical)
+    message = f"{name} is reparametrized by {by}; it is computed from {stand_ins} ({delta:+,} elements)"
+    return logical, Explanation(name, "parametrized", message, delta), held
+
+
+def _legacy_weight_norm(params: Mapping[str, torch.Tensor | None], name: str) -> tuple[Shape, Explanation, int] | None:
+    g, v = params.get(f"{name}_g"), params.get(f"{name}_v")
+    if g is None or v is None:
+        return None
+    g_shape, v_shape = _shape(g), _shape(v)
+    if g_shape is None or v_shape is None:
+        return None
+    delta = _numel(g_shape)
+    message = (
+        f"{name} is computed by legacy torch.nn.utils.weight_norm from {name}_g {_fmt(g_shape)} "
+        f"and {name}_v {_fmt(v_shape)} ({delta:+,} elements)"
+    )
+    return v_shape, Explanation(name, "weight_norm", message, delta), _numel(g_shape) + _numel(v_shape)
+
+
+def _stand_in(
+    module: nn.Module, params: Mapping[str, torch.Tensor | None], name: str, expected: Shape
+) -> tuple[str, Explanation] | None:
+    """Weight-drop style: ``name`` is a plain tensor recomputed from a Parameter such as ``name_raw``."""
+    plain = module.__dict__.get(name)
+    if not isinstance(plain, torch.Tensor) or isinstance(plain, nn.Parameter):
+        return None
+    for other, tensor in params.items():
+        if other.startswith(f"{name}_") and tensor is not None and _shape(tensor) == expected:
+            message = f"{name} is not a Parameter; {other} has its shape {_fmt(expected)}"
+            return other, Explanation(name, "stand_in", message, 0)
+    return None
+
+
+def _compare(formula: Formula, logical: Mapping[str, Shape | None]) -> list[TensorFinding]:
+    findings = []
     for spec in formula.expected:
-        if spec.name not in shapes:
+        if spec.name not in logical:
             findings.append(TensorFinding(spec.name, "missing", spec.shape, None))
             continue
-        shape = shapes.pop(spec.name)
+        shape = logical[spec.name]
         if shape is None:
             findings.append(TensorFinding(spec.name, "uninitialized", spec.shape, None))
         elif shape != spec.shape:
             findings.append(TensorFinding(spec.name, "wrong_shape", spec.shape, shape))
-    for name, shape in shapes.items():
+    return findings
+
+
+def _packed_check(formula: Formula, module: nn.Module) -> Check:
+    shapes, storage = packed_tensors(module, formula.spec.directions)
+    findings = _compare(formula, dict(shapes))
+    findings += [TensorFinding(n, "unexpected", None, sh) for n, sh in shapes.items() if n not in formula.names]
+    kinds = ", ".join(f"{dt} {b:,} B" for dt, _, b in storage.dtypes)
+    message = (
+        f"weights are packed by dynamic quantization, so parameters() yields nothing; "
+        f"packed storage {storage.bytes:,} B ({kinds})"
+    )
+    return Check(tuple(findings), (Explanation("(all)", "packed", message, -formula.params),), 0, storage)
+
+
+def _mapped_check(formula: Formula, mapped: Mapping[str, torch.Tensor | None]) -> Check:
+    logical = {n: _shape(t) for n, t in mapped.items() if t is not None}
+    findings = _compare(formula, logical)
+    findings += [TensorFinding(n, "unexpected", None, sh) for n, sh in logical.items() if n not in formula.names]
+    return Check(tuple(findings), (), sum(_numel(sh) for sh in logical.values()))
+
+
+def crosscheck(formula: Formula, module: nn.Module, detected: Detected) -> Check:
+    """Compare the formula's tensors with what ``module`` really holds, explaining known variants."""
+    if detected.packed:
+        return _packed_check(formula, module)
+    if detected.tensors is not None:
+        return _mapped_check(formula, detected.tensors(module))
+    params = module._parameters
+    logical: dict[str, Shape | None] = {}
+    explanations: list[Explanation] = []
+    consumed: set[str] = set()
+    accounted = 0
+    for spec in formula.expected:
+        tensor = params.get(spec.name)
+        if tensor is not None:
+            logical[spec.name] = _shape(tensor)
+            consumed.add(spec.name)
+            accounted += _numel(logical[spec.name])
+            continue
+        for found in (_parametrized(module, spec.name), _legacy_weight_norm(params, spec.name)):
+            if found is not None:
+                logical[spec.name], explanation, held = found
+                explanations.append(explanation)
+                accounted += held
+                consumed.update((f"{spec.name}_g", f"{spec.name}_v"))
+                break
+        else:
+            stand_in = _stand_in(module, params, spec.name, spec.shape)
+            if stand_in is not None:
+                other, explanation = stand_in
+                logical[spec.name] = spec.shape
+                explanations.append(explanation)
+                consumed.add(other)
+                accounted += spec.numel
+    findings = _compare(formula, logical)
+    for name, tensor in params.items():
+        if tensor is None or name in consumed:
+            continue
+        shape = _shape(tensor)
         if shape is None:
             findings.append(TensorFinding(name, "uninitialized", None, None))
-        else:
+            continue
+        accounted += _numel(shape)
+        if _RECURRENT_NAME.match(name):
             findings.append(TensorFinding(name, "unexpected", None, shape))
-    return Check(total, tuple(findings))
+        else:
+            message = f"extra parameter {name} {_fmt(shape)} is not part of the recurrent formula; counted in totals"
+            explanations.append(Explanation(name, "extra", message, _numel(shape)))
+    return Check(tuple(findings), tuple(explanations), accounted)

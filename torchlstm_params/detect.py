@@ -11,13 +11,17 @@ from __future__ import annotations
 import operator
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Final
 
 from torch import nn
+from torch.ao.nn.quantized.dynamic.modules import rnn as qdynamic
+from torch.jit._script import RecursiveScriptModule
 
 from .errors import InvalidSettingsError
 from .formulas import RNNSpec, make_spec
+from .registry import Recognizer, Registry, TensorMap
 
-__all__ = ["Detected", "detect"]
+__all__ = ["Detected", "detect", "may_be_recurrent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +31,27 @@ class Detected:
     spec: RNNSpec
     dropout: float = 0.0
     batch_first: bool = False
+    origin: str = "torch.nn"  # where the class comes from: torch.nn, torch.jit.script, a registry entry...
+    tensors: TensorMap | None = None  # formula name -> tensor, for registered classes that store them elsewhere
+    packed: bool = False  # dynamic-quantized: weights are packed, parameters() yields nothing
 
 
-_CELL_KINDS: tuple[tuple[type[nn.RNNCellBase], str], ...] = (
+_CELL_KINDS: tuple[tuple[type[nn.Module], str], ...] = (
     (nn.LSTMCell, "LSTMCell"),
     (nn.GRUCell, "GRUCell"),
     (nn.RNNCell, "RNNCell"),
+    (qdynamic.LSTMCell, "LSTMCell"),
+    (qdynamic.GRUCell, "GRUCell"),
+    (qdynamic.RNNCell, "RNNCell"),
 )
+_SCRIPTED: Final = {"LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"}
+_BUILTIN_BASES: Final = (nn.RNNBase, nn.RNNCellBase, qdynamic.RNNBase, qdynamic.RNNCellBase, RecursiveScriptModule)
+
+
+def may_be_recurrent(cls: type, registry: Registry) -> bool:
+    """Cheap class-level filter: only instances of these classes are looked at closely."""
+    return issubclass(cls, _BUILTIN_BASES) or registry.lookup(cls) is not None
+
 
 # (kind, input_size, hidden_size, num_layers, bias, bidirectional, proj_size, dropout, batch_first)
 _Raw = tuple[object, object, object, object, object, object, object, object, object]
@@ -43,10 +61,10 @@ _STORED = operator.itemgetter(
 
 
 def _raw(module: nn.Module) -> _Raw | None:
-    if isinstance(module, nn.RNNBase):
+    if isinstance(module, nn.RNNBase | qdynamic.RNNBase):
         try:  # the settings torch stores as plain attributes, fetched in one C call
             raw: _Raw = _STORED(module.__dict__)
-        except KeyError:  # a subclass that computes a setting: ask it properly
+        except KeyError:  # a subclass that computes a setting, or a class without proj_size: ask it
             raw = (
                 module.mode,
                 module.input_size,
@@ -59,11 +77,35 @@ def _raw(module: nn.Module) -> _Raw | None:
                 module.batch_first,
             )
         return raw
-    if isinstance(module, nn.RNNCellBase):
+    if isinstance(module, nn.RNNCellBase | qdynamic.RNNCellBase):
         for cls, kind in _CELL_KINDS:
             if isinstance(module, cls):
                 return (kind, module.input_size, module.hidden_size, 1, module.bias, False, 0, 0.0, False)
+        return None
+    if isinstance(module, RecursiveScriptModule) and module.original_name in _SCRIPTED:
+        # A scripted RNN keeps its settings as attributes; its class is gone, its original name stays.
+        if module.original_name.endswith("Cell"):
+            return (module.original_name, module.input_size, module.hidden_size, 1, module.bias, False, 0, 0.0, False)
+        return (
+            module.mode,
+            module.input_size,
+            module.hidden_size,
+            module.num_layers,
+            module.bias,
+            module.bidirectional,
+            getattr(module, "proj_size", 0),
+            module.dropout,
+            module.batch_first,
+        )
     return None
+
+
+def _origin(module: nn.Module) -> tuple[str, bool]:
+    if isinstance(module, qdynamic.RNNBase | qdynamic.RNNCellBase):
+        return "torch.ao.nn.quantized.dynamic", True
+    if isinstance(module, RecursiveScriptModule):
+        return "torch.jit.script", False
+    return "torch.nn", False
 
 
 def _validate(raw: _Raw, path: str, module: nn.Module) -> Detected:
@@ -82,25 +124,60 @@ def _validate(raw: _Raw, path: str, module: nn.Module) -> Detected:
             raise InvalidSettingsError(f"dropout should be a number, got: {type(dropout).__name__} ({dropout!r})")
     except InvalidSettingsError as exc:
         raise InvalidSettingsError(f"{path or '(root)'} ({type(module).__name__}): {exc}") from None
-    return Detected(spec, float(dropout), bool(batch_first))
+    origin, packed = _origin(module)
+    return Detected(spec, float(dropout), bool(batch_first), origin, None, packed)
 
 
-def detect(module: nn.Module, path: str = "", cache: dict[Hashable, Detected] | None = None) -> Detected | None:
+def _registered(recognizer: Recognizer, module: nn.Module, path: str) -> Detected:
+    where = f"{path or '(root)'} ({type(module).__name__})"
+    try:
+        settings = recognizer.settings(module)
+    except Exception as exc:
+        raise InvalidSettingsError(f"{where}: the registered settings function raised {exc!r}") from exc
+    if isinstance(settings, RNNSpec):
+        return Detected(settings, origin=recognizer.origin, tensors=recognizer.tensors)
+    fields = dict(settings)
+    dropout = fields.pop("dropout", 0.0)
+    batch_first = fields.pop("batch_first", False)
+    kind = fields.pop("kind", None)
+    try:
+        spec = make_spec(kind, **fields)
+    except TypeError as exc:
+        raise InvalidSettingsError(f"{where}: registered settings {sorted(settings)}: {exc}") from None
+    except InvalidSettingsError as exc:
+        raise InvalidSettingsError(f"{where}: {exc}") from None
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float):
+        raise InvalidSettingsError(f"{where}: dropout should be a number, got: {dropout!r}")
+    return Detected(spec, float(dropout), bool(batch_first), recognizer.origin, recognizer.tensors)
+
+
+def detect(
+    module: nn.Module,
+    path: str = "",
+    cache: dict[Hashable, Detected] | None = None,
+    registry: Registry | None = None,
+) -> Detected | None:
     """The recurrent settings of ``module``, or ``None`` when it is not recurrent.
 
     ``path`` only serves error messages: a module whose stored settings are
     impossible raises :class:`InvalidSettingsError` naming it. ``cache`` (one
-    dict per summary) skips re-validating settings already seen.
+    dict per summary) skips re-validating settings already seen. A class in
+    ``registry`` is read by its registered settings function first.
     """
+    if registry is not None:
+        recognizer = registry.lookup(type(module))
+        if recognizer is not None:
+            return _registered(recognizer, module, path)
     raw = _raw(module)
     if raw is None:
         return None
     if cache is None:
         return _validate(raw, path, module)
+    key = (type(module), raw)
     try:
-        hit = cache.get(raw)
+        hit = cache.get(key)
     except TypeError:  # an unhashable setting: validation will name it
         return _validate(raw, path, module)
     if hit is None:
-        hit = cache[raw] = _validate(raw, path, module)
+        hit = cache[key] = _validate(raw, path, module)
     return hit

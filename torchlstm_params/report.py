@@ -17,10 +17,12 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from .crosscheck import TensorFinding, crosscheck
-from .detect import Detected, detect
+from .crosscheck import Explanation, TensorFinding, crosscheck
+from .detect import Detected, detect, may_be_recurrent
 from .errors import InvalidSettingsError, NotAModuleError
 from .formulas import Formula, LayerCount, RNNSpec, formula
+from .packed import PackedStorage
+from .registry import Registry, default_registry
 from .tally import tally
 from .walk import Tree, walk
 
@@ -67,8 +69,11 @@ class RecurrentEntry(NamedTuple):
     dropout: float
     batch_first: bool
     formula: Formula
-    tensor_params: int
-    findings: tuple[TensorFinding, ...]
+    tensor_params: int  # what sum(p.numel() for p in module.parameters()) says
+    findings: tuple[TensorFinding, ...]  # unexplained differences: each one makes a mismatch
+    explanations: tuple[Explanation, ...] = ()  # understood differences (weight_norm, packed, extras...)
+    origin: str = "torch.nn"
+    packed: PackedStorage | None = None
 
     @property
     def kind(self) -> str:
@@ -120,11 +125,17 @@ class RecurrentEntry(NamedTuple):
 
     @property
     def matches(self) -> bool:
-        return not self.findings and self.tensor_params == self.formula.params
+        """True when the tensors are the formula's, or differ only in explained ways."""
+        return not self.findings
 
     @property
     def status(self) -> str:
-        return "ok" if self.matches else "mismatch"
+        """``ok``, ``explained`` (see ``explanations``), ``packed`` (dynamic-quantized) or ``mismatch``."""
+        if self.findings:
+            return "mismatch"
+        if self.packed is not None:
+            return "packed"
+        return "explained" if self.explanations else "ok"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,6 +155,14 @@ class RecurrentEntry(NamedTuple):
             "matches": self.matches,
             "status": self.status,
             "findings": [_plain(f) for f in self.findings],
+            "explanations": [_plain(e) for e in self.explanations],
+            "origin": self.origin,
+            "packed": None
+            if self.packed is None
+            else {
+                "bytes": self.packed.bytes,
+                "dtypes": [{"dtype": d, "elements": n, "bytes": b} for d, n, b in self.packed.dtypes],
+            },
             "breakdown": [_plain(layer) for layer in self.breakdown],
             "derivation": self.derivation,
             "keras_params": self.keras_params,
@@ -195,6 +214,7 @@ class Report:
     shared: tuple[SharedTensor, ...]
     aliases: tuple[ModuleAlias, ...]
     max_depth: int | None
+    wrappers: tuple[str, ...] = ()  # rename-only wrappers looked through ("path: label"; root: label), outermost first
 
     @property
     def matches(self) -> bool:
@@ -237,27 +257,62 @@ def _plain(value: object) -> object:
     return value
 
 
-def _detect_all(tree: Tree) -> dict[int, tuple[Detected, Formula]]:
-    """Recurrent nodes -> (settings, formula); each distinct class and spec is looked at once."""
+def _detect_all(tree: Tree, registry: Registry) -> dict[int, tuple[Detected, Formula]]:
+    """Recurrent nodes -> (settings, formula); each distinct class and spec is looked at once.
+
+    The submodules of a recurrent module (the cells of a quantizable LSTM, a
+    parametrization) belong to it and are not reported as recurrent again.
+    """
     found: dict[int, tuple[Detected, Formula]] = {}
     settings: dict[Hashable, Detected] = {}
     formulas: dict[int, Formula] = {}  # id(Detected) -> Formula; `settings` keeps each Detected alive
-    recurrent_class: dict[type, bool] = {}
+    candidate_class: dict[type, bool] = {}
+    inside = 0  # nodes before this index are inside the last recurrent module found
     for i, module in enumerate(tree.modules):
+        if i < inside:
+            continue
         cls = type(module)
-        candidate = recurrent_class.get(cls)
+        candidate = candidate_class.get(cls)
         if candidate is None:
-            candidate = recurrent_class[cls] = issubclass(cls, nn.RNNBase | nn.RNNCellBase)
+            candidate = candidate_class[cls] = may_be_recurrent(cls, registry)
         if not candidate:
             continue
-        detected = detect(module, tree.paths[i], settings)
+        detected = detect(module, tree.paths[i], settings, registry)
         if detected is None:
             continue
         f = formulas.get(id(detected))
         if f is None:
             f = formulas[id(detected)] = formula(detected.spec)
         found[i] = (detected, f)
+        inside = tree.ends[i]
     return found
+
+
+def _entry(tree: Tree, i: int, detected: Detected, f: Formula, tensor_params: int, exact: bool) -> RecurrentEntry:
+    module = tree.modules[i]
+    name, kind = tree.paths[i], type(module).__name__
+    if exact and tensor_params == f.params:
+        return RecurrentEntry(name, kind, detected.spec, detected.dropout, detected.batch_first, f, f.params, ())
+    check = crosscheck(f, module, detected)
+    explanations = check.explanations
+    if not detected.packed and tensor_params != check.accounted:
+        # Parameters of submodules that are neither the recurrent tensors nor their stand-ins.
+        extra = tensor_params - check.accounted
+        message = f"{extra:,} elements in submodules are not part of the recurrent formula; counted in totals"
+        explanations += (Explanation("(submodules)", "extra", message, extra),)
+    return RecurrentEntry(
+        name,
+        kind,
+        detected.spec,
+        detected.dropout,
+        detected.batch_first,
+        f,
+        tensor_params,
+        check.findings,
+        explanations,
+        detected.origin,
+        check.packed,
+    )
 
 
 def _check_args(model: object, max_depth: object) -> None:
@@ -270,11 +325,14 @@ def _check_args(model: object, max_depth: object) -> None:
         raise InvalidSettingsError(f"max_depth must be None or an int >= 0, got: {max_depth!r}")
 
 
-def summarize(model: nn.Module, max_depth: int | None = None) -> Report:
+def summarize(model: nn.Module, max_depth: int | None = None, *, registry: Registry | None = None) -> Report:
     """Count, locate and cross-check every parameter of ``model``.
 
     ``max_depth`` limits the module rows (0: the root alone; ``None``: all);
-    recurrent modules and totals always cover the whole model.
+    recurrent modules and totals always cover the whole model. Wrappers that
+    only rename (``torch.compile``, ``DataParallel``, ``DistributedDataParallel``)
+    are looked through and named once in ``wrappers``. ``registry`` adds
+    recurrent classes (default: :data:`default_registry`).
 
     >>> from torch import nn
     >>> report = summarize(nn.LSTM(3, 2))
@@ -283,7 +341,7 @@ def summarize(model: nn.Module, max_depth: int | None = None) -> Report:
     """
     _check_args(model, max_depth)
     with _collector_paused():
-        return _summarize(model, max_depth)
+        return _summarize(model, max_depth, default_registry if registry is None else registry)
 
 
 @contextlib.contextmanager
@@ -304,32 +362,14 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _summarize(model: nn.Module, max_depth: int | None) -> Report:
+def _summarize(model: nn.Module, max_depth: int | None, registry: Registry) -> Report:
     tree = walk(model)
     modules, paths, depths = tree.modules, tree.paths, tree.depths
-    recurrent = _detect_all(tree)
+    recurrent = _detect_all(tree, registry)
     counts = tally(tree, {i: f for i, (_, f) in recurrent.items()})
-
-    entries = []
-    for i, (detected, f) in recurrent.items():
-        findings: tuple[TensorFinding, ...] = ()
-        if i in counts.exact:
-            tensor_params = f.params
-        else:
-            check = crosscheck(f, modules[i]._parameters)
-            tensor_params, findings = check.tensor_params, check.findings
-        entries.append(
-            RecurrentEntry(
-                paths[i],
-                type(modules[i]).__name__,
-                detected.spec,
-                detected.dropout,
-                detected.batch_first,
-                f,
-                tensor_params,
-                findings,
-            )
-        )
+    entries = [
+        _entry(tree, i, detected, f, counts.params[i], i in counts.exact) for i, (detected, f) in recurrent.items()
+    ]
     sub, sub_train, sub_lazy = counts.params, counts.trainable, counts.lazy
     types = [type(m).__name__ for m in modules]
     is_recurrent = [i in recurrent for i in range(len(tree))]
@@ -342,7 +382,7 @@ def _summarize(model: nn.Module, max_depth: int | None) -> Report:
     )
     total, trainable = sub[0], sub_train[0]
     return Report(
-        model_type=type(model).__name__,
+        model_type=type(modules[0]).__name__,
         total_params=total,
         trainable_params=trainable,
         non_trainable_params=total - trainable,
@@ -357,6 +397,7 @@ def _summarize(model: nn.Module, max_depth: int | None) -> Report:
         shared=tuple(SharedTensor(tuple(v), _numel_or_none(t)) for v, t in counts.shared_names),
         aliases=tuple(ModuleAlias(a.path, paths[a.target]) for a in tree.aliases),
         max_depth=max_depth,
+        wrappers=tuple(f"{path}: {label}" if path else label for path, label in tree.wrappers),
     )
 
 

@@ -8,11 +8,30 @@ at the first path in registration order; the other paths are kept as aliases.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ["Alias", "Tree", "walk"]
+__all__ = ["Alias", "Tree", "unwrap", "walk"]
+
+
+def unwrap(module: nn.Module) -> tuple[str, nn.Module] | None:
+    """(label, inner module) when ``module`` only wraps another under a new name, else None.
+
+    ``torch.compile``'s ``OptimizedModule`` (``_orig_mod.``), ``nn.DataParallel`` and
+    ``DistributedDataParallel`` (``module.``) add a prefix and nothing else.
+    """
+    if isinstance(module, nn.DataParallel | DistributedDataParallel):
+        return type(module).__name__, module.module
+    # torch._dynamo is imported on first use of torch.compile: before that no OptimizedModule exists.
+    dynamo = sys.modules.get("torch._dynamo.eval_frame")
+    if dynamo is not None and isinstance(module, dynamo.OptimizedModule):
+        inner = module._orig_mod
+        assert isinstance(inner, nn.Module)
+        return "torch.compile (OptimizedModule)", inner
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +53,7 @@ class Tree:
     parents: list[int]  # -1 for the root
     ends: list[int]
     aliases: list[Alias]
+    wrappers: list[tuple[str, str]]  # (path, label) of each rename-only wrapper looked through
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -46,11 +66,17 @@ def walk(root: nn.Module) -> Tree:
     depths: list[int] = []
     parents: list[int] = []
     aliases: list[Alias] = []
+    wrappers: list[tuple[str, str]] = []
     index_of: dict[int, int] = {}
     stack: list[tuple[str, nn.Module, int, int]] = [("", root, 0, -1)]
     push, pop = stack.append, stack.pop
     while stack:
         path, module, depth, parent = pop()
+        inner = unwrap(module)
+        while inner is not None:  # seen through: the wrapped module takes the wrapper's place and path
+            wrappers.append((path, inner[0]))
+            module = inner[1]
+            inner = unwrap(module)
         key = id(module)
         seen = index_of.get(key)
         if seen is not None:
@@ -72,4 +98,4 @@ def walk(root: nn.Module) -> Tree:
     for i in range(len(paths) - 1, 0, -1):
         if ends[i] > ends[parents[i]]:
             ends[parents[i]] = ends[i]
-    return Tree(paths, modules, depths, parents, ends, aliases)
+    return Tree(paths, modules, depths, parents, ends, aliases, wrappers)

@@ -1,0 +1,163 @@
+"""The extension point: teach the library a recurrent class it does not know.
+
+A recogniser is a function from a module to its settings (and, optionally, a
+function that maps the formula's tensor names to the tensors that play those
+roles). ``torch.ao.nn.quantizable.LSTM`` is registered through this same
+mechanism below, so the mechanism is proven by a class torch itself ships.
+
+>>> from torch import nn
+>>> from torchlstm_params import summarize
+>>> class MyCell(nn.Module):
+...     def __init__(self, i, h):
+...         super().__init__()
+...         self.ih, self.hh = nn.Linear(i, 4 * h), nn.Linear(h, 4 * h)
+>>> registry = Registry()
+>>> registry.register(
+...     MyCell,
+...     lambda m: {"kind": "LSTMCell", "input_size": m.ih.in_features, "hidden_size": m.hh.in_features},
+...     tensors=lambda m: {
+...         "weight_ih": m.ih.weight, "weight_hh": m.hh.weight, "bias_ih": m.ih.bias, "bias_hh": m.hh.bias
+...     },
+... )
+>>> summarize(MyCell(3, 2), registry=registry).recurrent[0].status
+'ok'
+
+The one deliberate piece of module-level state in the library is
+``default_registry`` (what :func:`register_recurrent` adds to); it is keyed
+by class objects, never by names, and any call can pass its own
+:class:`Registry` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .formulas import RNNSpec
+
+__all__ = ["Recognizer", "Registry", "default_registry", "register_recurrent"]
+
+#: What a settings function returns: an RNNSpec, or a mapping of make_spec() arguments
+#: (``kind``, ``input_size``, ``hidden_size``, ``num_layers``, ``bias``, ``bidirectional``,
+#: ``proj_size``), optionally with ``dropout`` and ``batch_first``.
+Settings = RNNSpec | Mapping[str, object]
+TensorMap = Callable[[nn.Module], Mapping[str, torch.Tensor | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Recognizer:
+    """How to read one registered class."""
+
+    cls: type[nn.Module]
+    settings: Callable[[nn.Module], Settings]
+    tensors: TensorMap | None  # formula name -> tensor; None: the module's own parameters
+    origin: str
+
+
+class Registry:
+    """Recurrent classes the built-in detection does not know, by class (subclasses included)."""
+
+    def __init__(self, recognizers: tuple[Recognizer, ...] = ()) -> None:
+        self._by_class: dict[type[nn.Module], Recognizer] = {r.cls: r for r in recognizers}
+
+    def register(
+        self,
+        cls: type[nn.Module],
+        settings: Callable[[nn.Module], Settings],
+        *,
+        tensors: TensorMap | None = None,
+        origin: str | None = None,
+    ) -> None:
+        """Recognise ``cls`` (and its subclasses) as recurrent.
+
+        ``settings(module)`` returns an :class:`RNNSpec` or a mapping of its
+        fields. ``tensors(module)`` maps the formula's tensor names (as in
+        :func:`expected_tensors`) to the tensors that play those roles; without
+        it the module's own parameters are compared by name.
+        """
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise TypeError(f"register() expects an nn.Module subclass, got {cls!r}")
+        if not callable(settings) or (tensors is not None and not callable(tensors)):
+            raise TypeError("register() expects settings (and tensors, if given) to be callables taking the module")
+        self._by_class[cls] = Recognizer(cls, settings, tensors, origin or f"{cls.__module__}.{cls.__qualname__}")
+
+    def unregister(self, cls: type[nn.Module]) -> None:
+        self._by_class.pop(cls, None)
+
+    def lookup(self, cls: type) -> Recognizer | None:
+        """The recogniser of ``cls`` or of its nearest registered base class."""
+        if not self._by_class:
+            return None
+        for base in cls.__mro__:
+            found = self._by_class.get(base)
+            if found is not None:
+                return found
+        return None
+
+    def copy(self) -> Registry:
+        return Registry(tuple(self._by_class.values()))
+
+    def __contains__(self, cls: object) -> bool:
+        return cls in self._by_class
+
+
+def _quantizable_settings(module: nn.Module) -> Settings:
+    return {
+        "kind": "LSTM",
+        "input_size": module.input_size,
+        "hidden_size": module.hidden_size,
+        "num_layers": module.num_layers,
+        "bias": bool(module.bias),
+        "bidirectional": bool(module.bidirectional),
+        "dropout": module.dropout,
+        "batch_first": bool(module.batch_first),
+    }
+
+
+def _quantizable_tensors(module: nn.Module) -> dict[str, torch.Tensor | None]:
+    """``layers.{k}.layer_fw|layer_bw.cell.igates|hgates.weight|bias`` -> PyTorch's names."""
+    out: dict[str, torch.Tensor | None] = {}
+    layers = module.layers
+    assert isinstance(layers, nn.ModuleList)
+    for k, layer in enumerate(layers):
+        for direction, sfx in (("layer_fw", ""), ("layer_bw", "_reverse")):
+            half = getattr(layer, direction, None)
+            if half is None:
+                continue
+            cell = half.cell
+            for gates, role in (("igates", "ih"), ("hgates", "hh")):
+                linear = getattr(cell, gates)
+                out[f"weight_{role}_l{k}{sfx}"] = linear.weight
+                if linear.bias is not None:
+                    out[f"bias_{role}_l{k}{sfx}"] = linear.bias
+    return out
+
+
+def _builtin() -> Registry:
+    registry = Registry()
+    from torch.ao.nn.quantizable import LSTM as QuantizableLSTM
+
+    registry.register(
+        QuantizableLSTM,
+        _quantizable_settings,
+        tensors=_quantizable_tensors,
+        origin="torch.ao.nn.quantizable.LSTM",
+    )
+    return registry
+
+
+default_registry = _builtin()
+
+
+def register_recurrent(
+    cls: type[nn.Module],
+    settings: Callable[[nn.Module], Settings],
+    *,
+    tensors: TensorMap | None = None,
+    origin: str | None = None,
+) -> None:
+    """Register ``cls`` in the default registry (see :meth:`Registry.register`)."""
+    default_registry.register(cls, settings, tensors=tensors, origin=origin)
