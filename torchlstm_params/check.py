@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
 from .errors import CheckFailedError, InvalidSettingsError
+from .registry import Registry
 from .report import RecurrentEntry, Report, summarize
 from .walk import walk
 
@@ -48,6 +49,7 @@ CODES: Final[Mapping[str, str]] = {
     "RNN_NOT_FLAT": "CUDA recurrent weights are not one contiguous chunk (call flatten_parameters())",
     "RNN_DROPOUT_NO_EFFECT": "dropout > 0 on a single-layer RNN does nothing",
     "NON_FINITE": "a parameter holds NaN or Inf values",
+    "RNN_EXPLAINED_DIFFERENCE": "recurrent tensors differ from the formula in an explained way (only with strict=True)",
 }
 
 _FINDING_CODES: Final = {
@@ -127,20 +129,14 @@ def _count_problems(
     return out
 
 
-def _finding_problems(entry: RecurrentEntry) -> list[Problem]:
-    out = []
+def _finding_problems(entry: RecurrentEntry, strict: bool) -> list[Problem]:
+    out: list[Problem] = []
+    if strict:
+        out.extend(Problem("RNN_EXPLAINED_DIFFERENCE", entry.name, e.message) for e in entry.explanations)
     for finding in entry.findings:
         if finding.problem == "uninitialized":  # reported once, with every lazy tensor of the model
             continue
         out.append(Problem(_FINDING_CODES[finding.problem], entry.name, finding.message()))
-    if not entry.findings and not entry.matches:  # same tensors, other count: cannot happen, but never hide it
-        out.append(
-            Problem(
-                "RNN_SHAPE_MISMATCH",
-                entry.name,
-                f"formula {entry.formula_params:,} parameters, tensors {entry.tensor_params:,}",
-            )
-        )
     return out
 
 
@@ -314,8 +310,14 @@ def find_problems(
     allow_frozen: Iterable[str] = (),
     allow: Iterable[str] = (),
     check_finite: bool = True,
+    strict: bool = False,
+    registry: Registry | None = None,
 ) -> tuple[Report, tuple[Problem, ...]]:
-    """Summarize ``model`` and list every problem, minus the codes in ``allow``."""
+    """Summarize ``model`` and list every problem, minus the codes in ``allow``.
+
+    Differences the summary explains (weight_norm, packed weights, extra
+    parameters...) are problems only with ``strict=True``.
+    """
     allowed = frozenset(allow)
     unknown = sorted(allowed - set(CODES))
     if unknown:
@@ -328,10 +330,10 @@ def find_problems(
     ):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise InvalidSettingsError(f"{name} must be an int >= 0, got: {value!r}")
-    report = summarize(model)
+    report = summarize(model, registry=registry)
     problems = _count_problems(report, expect_params, max_params, min_params, expect_trainable)
     for entry in report.recurrent:
-        problems.extend(_finding_problems(entry))
+        problems.extend(_finding_problems(entry, strict))
     problems.extend(_expectation_problems(report, expect or {}))
     problems.extend(_module_problems(report, model, tuple(allow_frozen), check_finite))
     return report, tuple(p for p in problems if p.code not in allowed)
@@ -349,6 +351,8 @@ def check(
     allow_frozen: Iterable[str] = (),
     allow: Iterable[str] = (),
     check_finite: bool = True,
+    strict: bool = False,
+    registry: Registry | None = None,
 ) -> Report:
     """Fail loudly, before training, if the model is not what was meant.
 
@@ -373,6 +377,8 @@ def check(
         allow_frozen=allow_frozen,
         allow=allow,
         check_finite=check_finite,
+        strict=strict,
+        registry=registry,
     )
     if problems:
         if mode == "raise":

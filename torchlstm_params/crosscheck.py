@@ -86,6 +86,11 @@ def _shape(tensor: torch.Tensor) -> Shape | None:
         return None
 
 
+def _get(params: Mapping[str, torch.Tensor | None], name: str) -> torch.Tensor | None:
+    """``params.get(name)``, also for a scripted module's OrderedDictWrapper (which has no get)."""
+    return params[name] if name in params else None  # noqa: SIM401
+
+
 def _numel(shape: Shape | None) -> int:
     if shape is None:
         return 0
@@ -121,7 +126,7 @@ def _parametrized(module: nn.Module, name: str) -> tuple[Shape, Explanation, int
 
 
 def _legacy_weight_norm(params: Mapping[str, torch.Tensor | None], name: str) -> tuple[Shape, Explanation, int] | None:
-    g, v = params.get(f"{name}_g"), params.get(f"{name}_v")
+    g, v = _get(params, f"{name}_g"), _get(params, f"{name}_v")
     if g is None or v is None:
         return None
     g_shape, v_shape = _shape(g), _shape(v)
@@ -194,7 +199,7 @@ def crosscheck(formula: Formula, module: nn.Module, detected: Detected) -> Check
     consumed: set[str] = set()
     accounted = 0
     for spec in formula.expected:
-        tensor = params.get(spec.name)
+        tensor = _get(params, spec.name)
         if tensor is not None:
             logical[spec.name] = _shape(tensor)
             consumed.add(spec.name)

@@ -38,14 +38,14 @@ class PackedStorage:
         return sum(n for _, n, _ in self.dtypes)
 
 
-def _unpack(packed: torch.ScriptObject, fp16: bool) -> tuple[Shape, str, int]:
-    """(shape, storage dtype, bytes) of one packed linear weight."""
+def _unpack(packed: torch.ScriptObject, fp16: bool) -> tuple[Shape, str, int, torch.Tensor | None]:
+    """(shape, storage dtype, bytes) of one packed linear weight, and the bias packed with it."""
     if fp16:
-        weight, _ = torch.ops.quantized.linear_unpack_fp16(packed)
-        return tuple(weight.shape), "float16", weight.numel() * 2
-    weight, _ = torch.ops.quantized.linear_unpack(packed)
+        weight, bias = torch.ops.quantized.linear_unpack_fp16(packed)
+        return tuple(weight.shape), "float16", weight.numel() * 2, bias
+    weight, bias = torch.ops.quantized.linear_unpack(packed)
     dtype = str(weight.dtype).removeprefix("torch.")
-    return tuple(weight.shape), dtype, weight.numel() * weight.element_size()
+    return tuple(weight.shape), dtype, weight.numel() * weight.element_size(), bias
 
 
 def _add(totals: dict[str, list[int]], dtype: str, elements: int, size: int) -> None:
@@ -73,11 +73,15 @@ def packed_tensors(module: nn.Module, directions: int) -> tuple[dict[str, Shape]
         cell_linears: list[Any] = [module.__dict__["_packed_weight_ih"], module.__dict__["_packed_weight_hh"]]
         groups.append(("", fp16, biases, cell_linears))
     for sfx, fp16, biases, linears in groups:
+        packed_biases = []
         for role, linear in zip(("ih", "hh"), linears, strict=True):
-            shape, dtype, size = _unpack(linear, fp16)
+            shape, dtype, size, bias = _unpack(linear, fp16)
             shapes[f"weight_{role}{sfx}"] = shape
             _add(totals, dtype, shape[0] * shape[1], size)
-        for role, bias in zip(("ih", "hh"), biases, strict=False):
+            if bias is not None:
+                packed_biases.append(bias)
+        # fp16 packing keeps the float biases inside the packed linears; qint8 keeps them beside.
+        for role, bias in zip(("ih", "hh"), biases or packed_biases, strict=False):
             shapes[f"bias_{role}{sfx}"] = tuple(bias.shape)
             _add(totals, str(bias.dtype).removeprefix("torch."), bias.numel(), bias.numel() * bias.element_size())
     storage = PackedStorage(tuple((dt, n, b) for dt, (n, b) in sorted(totals.items())))

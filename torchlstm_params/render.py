@@ -132,12 +132,13 @@ def _explanations(report: Report, keras: bool) -> list[str]:
 def _problems(report: Report) -> list[str]:
     lines = []
     for e in report.recurrent:
-        if e.matches:
-            continue
-        lines.append(
-            f"MISMATCH {e.name or '(root)'} ({e.type}): formula {e.formula_params:,}, tensors {e.tensor_params:,}"
-        )
-        lines.extend(f"  - {finding.message()}" for finding in e.findings)
+        where = f"{e.name or '(root)'} ({e.type})"
+        if e.findings:
+            lines.append(f"MISMATCH {where}: formula {e.formula_params:,}, tensors {e.tensor_params:,}")
+            lines.extend(f"  - {finding.message()}" for finding in e.findings)
+        if e.explanations:
+            lines.append(f"EXPLAINED {where}: formula {e.formula_params:,}, tensors {e.tensor_params:,}")
+            lines.extend(f"  - {explanation.message}" for explanation in e.explanations)
     return lines
 
 
@@ -163,7 +164,10 @@ def _footer(report: Report) -> list[str]:
 
 def render_report(report: Report, tablefmt: str = "simple", *, keras: bool = False, explain: bool = True) -> str:
     """The whole report: module table, recurrent tables, problems, derivations, totals."""
-    parts = [module_table(report, tablefmt)]
+    parts = []
+    if report.wrappers:
+        parts.append(f"Wrapped by {' > '.join(report.wrappers)}; names are shown without the wrappers' prefixes.")
+    parts.append(module_table(report, tablefmt))
     if report.recurrent:
         parts.append(recurrent_tables(report, tablefmt, keras=keras))
     problems = _problems(report)

@@ -292,7 +292,9 @@ def _entry(tree: Tree, i: int, detected: Detected, f: Formula, tensor_params: in
     module = tree.modules[i]
     name, kind = tree.paths[i], type(module).__name__
     if exact and tensor_params == f.params:
-        return RecurrentEntry(name, kind, detected.spec, detected.dropout, detected.batch_first, f, f.params, ())
+        return RecurrentEntry(
+            name, kind, detected.spec, detected.dropout, detected.batch_first, f, f.params, (), (), detected.origin
+        )
     check = crosscheck(f, module, detected)
     explanations = check.explanations
     if not detected.packed and tensor_params != check.accounted:

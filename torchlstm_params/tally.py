@@ -75,7 +75,7 @@ def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
         params = module._parameters
         starts[i] = len(ids)
         f = formulas.get(i)
-        if f is not None and tuple(params) == f.names:
+        if f is not None and tuple(params.keys()) == f.names:
             # The formula's names: one read of each tensor's shape, flag and dtype decides
             # whether its shapes are the formula's too, and then the sizes are known.
             try:
