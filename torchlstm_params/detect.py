@@ -44,6 +44,7 @@ _CELL_KINDS: tuple[tuple[type[nn.Module], str], ...] = (
     (qdynamic.GRUCell, "GRUCell"),
     (qdynamic.RNNCell, "RNNCell"),
 )
+_PLAIN: Final = frozenset({nn.LSTM, nn.GRU, nn.RNN, nn.LSTMCell, nn.GRUCell, nn.RNNCell})
 _SCRIPTED: Final = {"LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"}
 _BUILTIN_BASES: Final = (nn.RNNBase, nn.RNNCellBase, qdynamic.RNNBase, qdynamic.RNNCellBase, RecursiveScriptModule)
 
@@ -173,7 +174,8 @@ def detect(
         return None
     if cache is None:
         return _validate(raw, path, module)
-    key = (type(module), raw)
+    cls = type(module)
+    key = raw if cls in _PLAIN else (cls, raw)  # the common classes skip building a nested key
     try:
         hit = cache.get(key)
     except TypeError:  # an unhashable setting: validation will name it

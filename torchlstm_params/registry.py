@@ -62,6 +62,7 @@ class Registry:
 
     def __init__(self, recognizers: tuple[Recognizer, ...] = ()) -> None:
         self._by_class: dict[type[nn.Module], Recognizer] = {r.cls: r for r in recognizers}
+        self._resolved: dict[type, Recognizer | None] = {}  # class -> lookup result; cleared on change
 
     def register(
         self,
@@ -83,19 +84,25 @@ class Registry:
         if not callable(settings) or (tensors is not None and not callable(tensors)):
             raise TypeError("register() expects settings (and tensors, if given) to be callables taking the module")
         self._by_class[cls] = Recognizer(cls, settings, tensors, origin or f"{cls.__module__}.{cls.__qualname__}")
+        self._resolved.clear()
 
     def unregister(self, cls: type[nn.Module]) -> None:
         self._by_class.pop(cls, None)
+        self._resolved.clear()
 
     def lookup(self, cls: type) -> Recognizer | None:
         """The recogniser of ``cls`` or of its nearest registered base class."""
-        if not self._by_class:
-            return None
+        try:
+            return self._resolved[cls]
+        except KeyError:
+            pass
+        found = None
         for base in cls.__mro__:
             found = self._by_class.get(base)
             if found is not None:
-                return found
-        return None
+                break
+        self._resolved[cls] = found
+        return found
 
     def copy(self) -> Registry:
         return Registry(tuple(self._by_class.values()))

@@ -70,13 +70,19 @@ def walk(root: nn.Module) -> Tree:
     index_of: dict[int, int] = {}
     stack: list[tuple[str, nn.Module, int, int]] = [("", root, 0, -1)]
     push, pop = stack.append, stack.pop
+    wrapper_class: dict[type, bool] = {}
     while stack:
         path, module, depth, parent = pop()
-        inner = unwrap(module)
-        while inner is not None:  # seen through: the wrapped module takes the wrapper's place and path
-            wrappers.append((path, inner[0]))
-            module = inner[1]
+        cls = type(module)
+        is_wrapper = wrapper_class.get(cls)
+        if is_wrapper is None:
+            is_wrapper = wrapper_class[cls] = unwrap(module) is not None
+        if is_wrapper:
             inner = unwrap(module)
+            while inner is not None:  # seen through: the wrapped module takes the wrapper's place and path
+                wrappers.append((path, inner[0]))
+                module = inner[1]
+                inner = unwrap(module)
         key = id(module)
         seen = index_of.get(key)
         if seen is not None:
