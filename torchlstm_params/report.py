@@ -292,8 +292,20 @@ def _entry(tree: Tree, i: int, detected: Detected, f: Formula, tensor_params: in
     module = tree.modules[i]
     name, kind = tree.paths[i], type(module).__name__
     if exact and tensor_params == f.params:
-        return RecurrentEntry(
-            name, kind, detected.spec, detected.dropout, detected.batch_first, f, f.params, (), (), detected.origin
+        return RecurrentEntry._make(
+            (
+                name,
+                kind,
+                detected.spec,
+                detected.dropout,
+                detected.batch_first,
+                f,
+                f.params,
+                (),
+                (),
+                detected.origin,
+                None,
+            )
         )
     check = crosscheck(f, module, detected)
     explanations = check.explanations
@@ -375,7 +387,8 @@ def _summarize(model: nn.Module, max_depth: int | None, registry: Registry) -> R
     sub, sub_train, sub_lazy = counts.params, counts.trainable, counts.lazy
     types = [type(m).__name__ for m in modules]
     is_recurrent = [i in recurrent for i in range(len(tree))]
-    rows = tuple(map(ModuleRow, paths, types, depths, sub, sub_train, sub_lazy, is_recurrent))
+    make_row = ModuleRow._make  # tuple.__new__ on ready tuples: no per-row Python-level __new__
+    rows = tuple(map(make_row, zip(paths, types, depths, sub, sub_train, sub_lazy, is_recurrent, strict=True)))
     if max_depth is not None:
         rows = tuple(row for row in rows if row.depth <= max_depth)
     dtypes = tuple(
