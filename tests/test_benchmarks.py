@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import bench_hook, bench_summarize
+from benchmarks import bench_checkpoint, bench_hook, bench_summarize
 
 
 def test_bench_summarize_smoke(capsys: pytest.CaptureFixture[str]):
@@ -17,3 +17,10 @@ def test_bench_summarize_smoke(capsys: pytest.CaptureFixture[str]):
 def test_bench_hook_smoke(capsys: pytest.CaptureFixture[str]):
     bench_hook.main(["--repeats", "2"])
     assert "ratio after-hook / never-hooked:" in capsys.readouterr().out
+
+
+def test_bench_checkpoint_smoke(capsys: pytest.CaptureFixture[str]):
+    bench_checkpoint.main(["--layers", "1", "--hidden", "8"])
+    out = capsys.readouterr().out
+    assert out.count("time ratio") == 2  # torch.save and safetensors files
+    assert f"{4 * 8 * 16 + 8 * 8:,} params" in out

@@ -1,67 +1,145 @@
-"""``torchlstm-params SPEC``: summarize a layer expression or a model factory.
+"""``torchlstm-params SPEC``: summarize a layer expression, a model factory or a checkpoint file.
 
-Exit codes: 0 every recurrent module matches its formula; 1 a mismatch;
-2 bad usage or an input that cannot be read. Errors are one line on stderr.
+Exit codes: 0 every recurrent module is consistent (and the check passed);
+1 a mismatch or a failed check; 2 bad usage or an input that cannot be read.
+Errors are one or two lines on stderr, never a traceback unless ``--debug``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from torch import nn
 
 from . import __version__
 from .build import build_expression, build_factory, is_expression
-from .errors import TorchLstmParamsError
-from .report import summarize
+from .check import check as run_check
+from .checkpoint import build_model, read_checkpoint
+from .errors import CheckFailedError, TorchLstmParamsError
+from .report import Report, summarize
 
 __all__ = ["main"]
 
-_FORMATS = {"table": "simple", "github": "github", "markdown": "pipe", "json": ""}
+_FORMATS = {"table": "simple", "github": "github", "markdown": "pipe", "json": "", "csv": ""}
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".tar")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="torchlstm-params",
         description="Exact parameter counts for PyTorch models, with LSTM/GRU/RNN formulas cross-checked.",
-        epilog='examples:  torchlstm-params "LSTM(10, 20, num_layers=2, bidirectional=True, proj_size=5)"\n'
-        "           torchlstm-params mypkg.models:build --kwargs '{\"hidden\": 256}'",
+        epilog='examples:  torchlstm-params "LSTM(512, 1024, num_layers=3, bidirectional=True)" --keras\n'
+        "           torchlstm-params mypkg.models:build --kwargs '{\"hidden\": 256}'\n"
+        "           torchlstm-params checkpoint.ckpt --check --format github\n"
+        "exit codes: 0 consistent, 1 mismatch or failed check, 2 bad usage or unreadable input",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "spec", help="a layer expression such as 'GRU(64, 128)', or a factory 'package.module:callable'"
+        "spec", help="a layer expression ('GRU(64, 128)'), a factory 'package.module:callable', or a file"
     )
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument(
+        "--expression", action="store_const", const="expression", dest="kind", help="SPEC is a layer expression"
+    )
+    kind.add_argument("--factory", action="store_const", const="factory", dest="kind", help="SPEC is a model factory")
+    kind.add_argument("--checkpoint", action="store_const", const="checkpoint", dest="kind", help="SPEC is a file")
     parser.add_argument("--kwargs", default=None, help="JSON object of keyword arguments for a factory")
-    parser.add_argument("--format", choices=sorted(_FORMATS), default="table", help="output format (default: table)")
+    parser.add_argument("--format", choices=list(_FORMATS), default="table", help="output format (default: table)")
     parser.add_argument("--depth", type=int, default=None, help="module rows down to this depth (default: all)")
     parser.add_argument("--keras", action="store_true", help="add the Keras-convention count")
+    parser.add_argument("--explain", action="store_true", help="print the derivation of every recurrent count")
+    parser.add_argument("--check", action="store_true", help="run the sanity check; a problem sets exit code 1")
+    parser.add_argument("--trust-pickle", action="store_true", help="load pickled objects from a checkpoint you trust")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
+def _kind(spec: str) -> str:
+    if is_expression(spec):
+        return "expression"
+    if Path(spec).suffix in _CHECKPOINT_SUFFIXES or Path(spec).exists() or "/" in spec or "\\" in spec:
+        return "checkpoint"
+    return "factory"
+
+
+def _factory_kwargs(text: str | None) -> dict[str, object] | None:
+    if text is None:
+        return None
+    try:
+        kwargs = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TorchLstmParamsError(f"--kwargs is not valid JSON: {exc}") from None
+    if not isinstance(kwargs, dict):
+        raise TorchLstmParamsError(f"--kwargs must be a JSON object, got {type(kwargs).__name__}")
+    return kwargs
+
+
+def _model(args: argparse.Namespace) -> tuple[nn.Module, list[str]]:
+    kind = args.kind or _kind(args.spec)
+    if args.kwargs is not None and kind != "factory":
+        raise TorchLstmParamsError(f"--kwargs applies to a factory, not to a {kind}")
+    if args.trust_pickle and kind != "checkpoint":
+        raise TorchLstmParamsError(f"--trust-pickle applies to a checkpoint file, not to a {kind}")
+    if kind == "expression":
+        return build_expression(args.spec), []
+    if kind == "factory":
+        return build_factory(args.spec, _factory_kwargs(args.kwargs)), []
+    checkpoint = read_checkpoint(args.spec, trust_pickle=args.trust_pickle)
+    notes = (
+        [f"read from {checkpoint.format} file; state dict found under '{checkpoint.found_under}'"]
+        if (checkpoint.found_under)
+        else []
+    )
+    model, inferred = build_model(checkpoint)
+    return model, notes + inferred
+
+
+def _csv(report: Report) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        ["module", "type", "depth", "params", "trainable", "kind", "formula_params", "tensor_params", "status"]
+    )
+    recurrent = {e.name: e for e in report.recurrent}
+    for row in report.rows:
+        e = recurrent.get(row.name)
+        extra = [e.kind, e.formula_params, e.tensor_params, e.status] if e is not None else ["", "", "", ""]
+        writer.writerow([row.name, row.type, row.depth, row.params, row.trainable_params, *extra])
+    return out.getvalue().rstrip("\n")
+
+
 def _run(args: argparse.Namespace) -> int:
-    if is_expression(args.spec):
-        if args.kwargs is not None:
-            raise TorchLstmParamsError("--kwargs applies to a factory, not to a layer expression")
-        model = build_expression(args.spec)
-    else:
-        kwargs = None
-        if args.kwargs is not None:
-            try:
-                kwargs = json.loads(args.kwargs)
-            except json.JSONDecodeError as exc:
-                raise TorchLstmParamsError(f"--kwargs is not valid JSON: {exc}") from None
-            if not isinstance(kwargs, dict):
-                raise TorchLstmParamsError(f"--kwargs must be a JSON object, got {type(kwargs).__name__}")
-        model = build_factory(args.spec, kwargs)
+    model, notes = _model(args)
     report = summarize(model, max_depth=args.depth)
+    problems: tuple[str, ...] = ()
+    if args.check:
+        try:
+            run_check(model, check_finite=next(iter(model.parameters()), None) is not None)
+        except CheckFailedError as exc:
+            problems = tuple(str(p) for p in exc.problems)
     if args.format == "json":
-        print(json.dumps(report.to_dict(), indent=2))
+        data = report.to_dict()
+        data["notes"] = notes
+        if args.check:
+            data["problems"] = list(problems)
+        print(json.dumps(data, indent=2))
+    elif args.format == "csv":
+        print(_csv(report))
     else:
-        print(report.render(_FORMATS[args.format], keras=args.keras))
-    return 0 if report.matches else 1
+        text = report.render(_FORMATS[args.format], keras=args.keras, explain=args.explain)
+        lines = [text, *(f"Note: {n}" for n in notes)]
+        if args.check:
+            lines.append(f"Sanity check: {len(problems)} problem(s)" if problems else "Sanity check: passed")
+            lines.extend(f"  {p}" for p in problems)
+        print("\n".join(lines))
+    return 1 if problems or not report.matches else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,5 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TorchLstmParamsError as exc:
         if args.debug:
             raise
-        print(f"torchlstm-params: error: {exc}", file=sys.stderr)
+        message = str(exc).strip().splitlines()
+        print(f"torchlstm-params: error: {message[0]}", file=sys.stderr)
+        if len(message) > 1:
+            print(f"  {message[1].strip()}", file=sys.stderr)
         return 2

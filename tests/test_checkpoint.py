@@ -1,0 +1,237 @@
+"""Checkpoint inspection through the command line: real torch.save, safetensors and Lightning files."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from torchlstm_params.checkpoint import read_checkpoint
+from torchlstm_params.cli import main
+
+
+class Speech(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(30, 8)
+        self.encoder = nn.LSTM(8, 16, num_layers=3, bidirectional=True, proj_size=4)
+        self.gru = nn.GRU(8, 6, bias=False)
+        self.rnn = nn.RNN(6, 5, nonlinearity="relu")
+        self.decoder = nn.ModuleList([nn.LSTMCell(8, 8), nn.GRUCell(8, 8)])
+        self.norm = nn.BatchNorm1d(8)
+        self.out = nn.Linear(8, 30)
+
+
+def run(capsys, *argv: str | Path) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def settings(module: nn.Module) -> tuple[object, ...]:
+    keys = ("mode", "input_size", "hidden_size", "num_layers", "bias", "bidirectional", "proj_size")
+    return tuple(getattr(module, k, None) for k in keys)
+
+
+@pytest.mark.parametrize("wrap", ["plain", "state_dict", "model", "model_state_dict"])
+def test_torch_save_state_dict_infers_every_recurrent_module(tmp_path: Path, capsys, wrap: str):
+    model = Speech()
+    state = model.state_dict()
+    path = tmp_path / "speech.pt"
+    torch.save(state if wrap == "plain" else {wrap: state, "epoch": 3}, path)
+    code, out, _ = run(capsys, path, "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["total_params"] == sum(p.numel() for p in model.parameters())  # BatchNorm stats are buffers
+    assert data["buffer_count"] == 3
+    by_name = {e["name"]: e for e in data["recurrent"]}
+    assert list(by_name) == ["encoder", "gru", "rnn", "decoder.0", "decoder.1"]
+    enc = by_name["encoder"]
+    assert (enc["kind"], enc["input_size"], enc["hidden_size"], enc["num_layers"], enc["bidirectional"]) == (
+        "LSTM",
+        8,
+        16,
+        3,
+        True,
+    )
+    assert enc["proj_size"] == 4 and enc["status"] == "ok"
+    assert enc["formula_params"] == sum(p.numel() for p in model.encoder.parameters())
+    assert by_name["gru"]["bias"] is False
+    assert by_name["rnn"]["kind"] == "RNN_TANH"  # relu cannot be told from shapes: said in a note
+    assert any("tanh or relu cannot be told apart" in n for n in data["notes"])
+    assert [by_name[n]["kind"] for n in ("decoder.0", "decoder.1")] == ["LSTMCell", "GRUCell"]
+    assert all(e["status"] == "ok" for e in data["recurrent"])
+
+
+def test_safetensors_header_gives_the_same_report(tmp_path: Path, capsys):
+    model = Speech()
+    torch.save(model.state_dict(), tmp_path / "a.pt")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "a.safetensors"))
+    _, from_pt, _ = run(capsys, tmp_path / "a.pt", "--format", "csv")
+    code, from_st, _ = run(capsys, tmp_path / "a.safetensors", "--format", "csv")
+    assert code == 0
+    assert sorted(from_st.splitlines()) == sorted(from_pt.splitlines())  # safetensors stores names sorted
+    assert from_st.splitlines()[0] == "module,type,depth,params,trainable,kind,formula_params,tensor_params,status"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore:.*LeafSpec.*:FutureWarning")
+def test_real_lightning_checkpoint(tmp_path: Path, capsys):
+    import lightning.pytorch as pl
+
+    from tests.test_lightning import Tagger
+
+    model = Tagger(hidden=7)
+    trainer = pl.Trainer(
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model)
+    path = tmp_path / "last.ckpt"
+    trainer.save_checkpoint(path)
+    checkpoint = read_checkpoint(path)
+    assert checkpoint.found_under == "state_dict"
+    code, out, _ = run(capsys, path, "--format", "json")
+    data = json.loads(out)
+    assert code == 0
+    (entry,) = data["recurrent"]
+    assert (entry["name"], entry["kind"], entry["input_size"], entry["hidden_size"]) == ("rnn", "LSTM", 4, 7)
+    assert data["total_params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_inconsistent_layers_are_a_mismatch(tmp_path: Path, capsys):
+    state = nn.LSTM(10, 20, num_layers=2).state_dict()
+    state["weight_ih_l1"] = torch.zeros(80, 30)  # layer 1 input must be layer 0's output, 20
+    torch.save(state, tmp_path / "bad.pt")
+    code, out, _ = run(capsys, tmp_path / "bad.pt")
+    assert code == 1
+    assert "weight_ih_l1: expected shape (80, 20), found (80, 30)" in out
+
+
+def test_tied_tensors_in_a_checkpoint_are_counted_once(tmp_path: Path, capsys):
+    model = nn.Sequential(nn.Embedding(50, 8), nn.LSTM(8, 8), nn.Linear(8, 50))
+    model[2].weight = model[0].weight
+    torch.save(model.state_dict(), tmp_path / "tied.pt")
+    code, out, _ = run(capsys, tmp_path / "tied.pt", "--format", "json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["total_params"] == sum(p.numel() for p in model.parameters())
+    assert data["shared"][0]["names"] == ["0.weight", "2.weight"]
+
+
+def test_full_pickled_model_is_refused_then_trusted(tmp_path: Path, capsys):
+    path = tmp_path / "whole.pt"
+    torch.save(nn.GRU(3, 4), path)
+    code, out, err = run(capsys, path)
+    assert (code, out) == (2, "")
+    assert "pickles Python objects beyond tensors" in err and "--trust-pickle" in err
+    code, out, _ = run(capsys, path, "--trust-pickle", "--format", "json")
+    assert code == 0
+    assert json.loads(out)["total_params"] == 3 * 4 * (3 + 4) + 2 * 3 * 4
+
+
+class Payload:
+    """Unpickling this creates a file: proof that code ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
+def test_a_pickle_that_carries_code_is_never_run(tmp_path: Path, capsys, writer: str):
+    marker = tmp_path / "PWNED"
+    path = tmp_path / "evil.pt"
+    if writer == "torch.save":
+        torch.save({"weight": torch.zeros(2), "x": Payload(marker)}, path)
+    else:
+        with path.open("wb") as fh:
+            pickle.dump({"x": Payload(marker)}, fh)
+    assert not marker.exists()
+    code, out, err = run(capsys, path)
+    assert (code, out) == (2, "")
+    assert "torchlstm-params: error:" in err
+    assert not marker.exists()
+
+
+def safetensors_bytes(header: dict[str, object], data: bytes = b"") -> bytes:
+    raw = json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + data
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.pt", b"", "is empty (0 bytes), not a checkpoint"),
+        ("truncated.pt", None, "is not a readable torch checkpoint"),
+        ("notes.pt", b"just some text, not a checkpoint\n", "is not a readable torch checkpoint"),
+        ("list.pt", "list", "holds a list, not a state dict of tensors or a module"),
+        ("huge.safetensors", struct.pack("<Q", 10**15) + b"{}", "is not a valid safetensors file"),
+        (
+            "offsets.safetensors",
+            safetensors_bytes({"w": {"dtype": "F32", "shape": [100000, 100000], "data_offsets": [0, 4 * 10**10]}}),
+            "is not a valid safetensors file",
+        ),
+        ("garbage.safetensors", b"\x01\x02\x03", "is not a valid safetensors file"),
+    ],
+)
+def test_bad_files_exit_2_with_one_clear_line(tmp_path: Path, capsys, name: str, content, message: str):
+    path = tmp_path / name
+    if content is None:
+        torch.save(nn.LSTM(2, 2).state_dict(), path)
+        path.write_bytes(path.read_bytes()[:200])
+    elif content == "list":
+        torch.save([torch.zeros(2)], path)
+    else:
+        path.write_bytes(content)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = run(capsys, path)
+    assert (code, out) == (2, "")
+    assert message in err
+    assert "Traceback" not in err and err.count("\n") <= 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
+def test_missing_file_and_directory(tmp_path: Path, capsys):
+    code, _, err = run(capsys, tmp_path / "nope.pt")
+    assert code == 2 and f"no such file: {tmp_path / 'nope.pt'}" in err
+    code, _, err = run(capsys, tmp_path, "--checkpoint")
+    assert code == 2 and "is a directory, not a checkpoint file" in err
+
+
+def test_output_formats_and_options(tmp_path: Path, capsys):
+    path = tmp_path / "m.pt"
+    torch.save(Speech().state_dict(), path)
+    code, out, _ = run(capsys, path, "--format", "github", "--depth", "1")
+    assert code == 0 and out.startswith("| Module")
+    assert "decoder.0" not in out.split("\n\n")[0]  # module table cut at depth 1
+    code, out, _ = run(capsys, path, "--format", "markdown", "--keras", "--explain")
+    assert "|:" in out or "|-" in out
+    assert "Derivations" in out and "Keras" in out
+    code, out, _ = run(capsys, path, "--check")
+    assert code == 0 and "Sanity check: passed" in out
+
+
+def test_check_sets_the_exit_code(capsys):
+    with pytest.warns(UserWarning, match="non-zero dropout"):
+        code, out, _ = run(capsys, "LSTM(3, 2, dropout=0.5)", "--check")
+    assert code == 1
+    assert "[RNN_DROPOUT_NO_EFFECT] (root): dropout=0.5 has no effect with num_layers=1" in out
+
+
+def test_usage_errors(capsys, tmp_path: Path):
+    code, _, err = run(capsys, "LSTM(2, 2)", "--trust-pickle")
+    assert code == 2 and "--trust-pickle applies to a checkpoint file, not to a expression" in err
+    code, _, err = run(capsys, "LSTM(2, 2)", "--kwargs", "{}")
+    assert code == 2 and "--kwargs applies to a factory" in err
