@@ -184,6 +184,7 @@ def safetensors_bytes(header: dict[str, object], data: bytes = b"") -> bytes:
             "is not a valid safetensors file",
         ),
         ("garbage.safetensors", b"\x01\x02\x03", "is not a valid safetensors file"),
+        ("corrupt.pt", b"PK\x03\x04" + bytes(range(256)) * 4, "is not a readable torch checkpoint"),
     ],
 )
 def test_bad_files_exit_2_with_one_clear_line(tmp_path: Path, capsys, name: str, content, message: str):
@@ -235,3 +236,10 @@ def test_usage_errors(capsys, tmp_path: Path):
     assert code == 2 and "--trust-pickle applies to a checkpoint file, not to a expression" in err
     code, _, err = run(capsys, "LSTM(2, 2)", "--kwargs", "{}")
     assert code == 2 and "--kwargs applies to a factory" in err
+
+
+def test_debug_shows_the_traceback(tmp_path: Path):
+    from torchlstm_params.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no such file"):
+        main([str(tmp_path / "nope.pt"), "--debug"])
