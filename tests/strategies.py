@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 from torch import nn
 
+from torchlstm_params.formulas import RNNSpec, make_spec
+
 FULL_KINDS = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
 CELL_KINDS = ("LSTMCell", "GRUCell", "RNNCell")
 
@@ -20,6 +22,18 @@ class Config:
     bias: bool = True
     bidirectional: bool = False
     proj_size: int = 0
+
+    def spec(self) -> RNNSpec:
+        """The library's validated spec for these settings."""
+        return make_spec(
+            self.kind,
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            bias=self.bias,
+            bidirectional=self.bidirectional,
+            proj_size=self.proj_size,
+        )
 
     def build(self) -> nn.Module:
         """The real torch module (on the current default device)."""

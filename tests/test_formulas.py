@@ -39,16 +39,6 @@ CELL_GRID = [
 def test_count_and_shapes_match_torch(config: Config):
     module = config.build()
     count = count_params(
-        "RNN_RELU" if config.kind == "RNN_RELU" else config.kind,
-        config.input_size,
-        config.hidden_size,
-        config.num_layers,
-        bias=config.bias,
-        bidirectional=config.bidirectional,
-        proj_size=config.proj_size,
-    )
-    assert count == torch_numel(module)
-    spec = make_spec(
         config.kind,
         config.input_size,
         config.hidden_size,
@@ -57,6 +47,8 @@ def test_count_and_shapes_match_torch(config: Config):
         bidirectional=config.bidirectional,
         proj_size=config.proj_size,
     )
+    assert count == torch_numel(module)
+    spec = config.spec()
     assert [(t.name, t.shape) for t in expected_tensors(spec)] == torch_shapes(module)
     assert sum(layer.params for layer in breakdown(spec)) == count
     assert derivation(spec).endswith(f"= {count:,}")

@@ -6,7 +6,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 
 from tests.strategies import Config, configs
-from torchlstm_params import make_spec, summarize
+from torchlstm_params import summarize
 
 
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -14,15 +14,7 @@ from torchlstm_params import make_spec, summarize
 def test_formula_equals_torch_tensors_on_meta(config: Config):
     with torch.device("meta"):
         module = config.build()
-    spec = make_spec(
-        config.kind,
-        config.input_size,
-        config.hidden_size,
-        config.num_layers,
-        bias=config.bias,
-        bidirectional=config.bidirectional,
-        proj_size=config.proj_size,
-    )
+    spec = config.spec()
     report = summarize(module)
     (entry,) = report.recurrent
     real = {name: tuple(p.shape) for name, p in module.named_parameters()}

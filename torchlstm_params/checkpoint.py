@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .build import LAYERS
 from .errors import InvalidSettingsError, TorchLstmParamsError
 from .formulas import make_spec
 
@@ -252,14 +253,7 @@ def _infer(prefix: str, leaves: Mapping[str, TensorMeta]) -> Inferred | None:
 
 
 def _recurrent_module(inferred: Inferred) -> nn.Module:
-    cls: type[nn.Module] = {
-        "LSTM": nn.LSTM,
-        "GRU": nn.GRU,
-        "RNN": nn.RNN,
-        "LSTMCell": nn.LSTMCell,
-        "GRUCell": nn.GRUCell,
-        "RNNCell": nn.RNNCell,
-    }[inferred.kind]
+    cls = LAYERS[inferred.kind]
     settings = dict(inferred.settings)
     kind = "RNN_TANH" if inferred.kind == "RNN" else inferred.kind
     make_spec(kind, **settings)  # raises InvalidSettingsError, naming the field

@@ -61,43 +61,41 @@ _STORED = operator.itemgetter(
 )
 
 
+def _asked(module: nn.Module) -> _Raw:
+    """The full-sequence settings, through attribute access (properties and scripted modules)."""
+    return (
+        module.mode,
+        module.input_size,
+        module.hidden_size,
+        module.num_layers,
+        module.bias,
+        module.bidirectional,
+        getattr(module, "proj_size", 0),
+        module.dropout,
+        module.batch_first,
+    )
+
+
+def _cell(kind: str, module: nn.Module) -> _Raw:
+    return (kind, module.input_size, module.hidden_size, 1, module.bias, False, 0, 0.0, False)
+
+
 def _raw(module: nn.Module) -> _Raw | None:
     if isinstance(module, nn.RNNBase | qdynamic.RNNBase):
         try:  # the settings torch stores as plain attributes, fetched in one C call
             raw: _Raw = _STORED(module.__dict__)
         except KeyError:  # a subclass that computes a setting, or a class without proj_size: ask it
-            raw = (
-                module.mode,
-                module.input_size,
-                module.hidden_size,
-                module.num_layers,
-                module.bias,
-                module.bidirectional,
-                getattr(module, "proj_size", 0),
-                module.dropout,
-                module.batch_first,
-            )
+            raw = _asked(module)
         return raw
     if isinstance(module, nn.RNNCellBase | qdynamic.RNNCellBase):
         for cls, kind in _CELL_KINDS:
             if isinstance(module, cls):
-                return (kind, module.input_size, module.hidden_size, 1, module.bias, False, 0, 0.0, False)
+                return _cell(kind, module)
         return None
     if isinstance(module, RecursiveScriptModule) and module.original_name in _SCRIPTED:
         # A scripted RNN keeps its settings as attributes; its class is gone, its original name stays.
-        if module.original_name.endswith("Cell"):
-            return (module.original_name, module.input_size, module.hidden_size, 1, module.bias, False, 0, 0.0, False)
-        return (
-            module.mode,
-            module.input_size,
-            module.hidden_size,
-            module.num_layers,
-            module.bias,
-            module.bidirectional,
-            getattr(module, "proj_size", 0),
-            module.dropout,
-            module.batch_first,
-        )
+        name = module.original_name
+        return _cell(name, module) if name.endswith("Cell") else _asked(module)
     return None
 
 
