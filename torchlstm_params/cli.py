@@ -21,7 +21,11 @@ from . import __version__
 from .build import build_expression, build_factory, is_expression
 from .check import check as run_check
 from .checkpoint import build_model, read_checkpoint
+from .compute import closest_configs, fit_hidden_size
 from .errors import CheckFailedError, TorchLstmParamsError
+from .formulas import count_params
+from .memory import OPTIMIZER_STATES, training_memory
+from .render import format_bytes
 from .report import Report, summarize
 
 __all__ = ["main"]
@@ -55,6 +59,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--keras", action="store_true", help="add the Keras-convention count")
     parser.add_argument("--explain", action="store_true", help="print the derivation of every recurrent count")
     parser.add_argument("--check", action="store_true", help="run the sanity check; a problem sets exit code 1")
+    parser.add_argument("--batch", type=int, default=None, help="batch size for compute and state figures")
+    parser.add_argument("--seq-len", type=int, default=None, help="sequence length for compute and state figures")
+    parser.add_argument(
+        "--lengths", default=None, help="comma-separated lengths of a packed batch (instead of --seq-len)"
+    )
+    parser.add_argument(
+        "--optimizer", choices=sorted(OPTIMIZER_STATES), default=None, help="print training memory with this optimizer"
+    )
+    parser.add_argument(
+        "--budget", type=int, default=None, help="a layer expression: largest hidden size within this count"
+    )
     parser.add_argument("--trust-pickle", action="store_true", help="load pickled objects from a checkpoint you trust")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -115,9 +130,61 @@ def _csv(report: Report) -> str:
     return out.getvalue().rstrip("\n")
 
 
+def _lengths(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise TorchLstmParamsError(f"--lengths must be comma-separated integers, got {text!r}") from None
+
+
+def _budget_lines(args: argparse.Namespace, model: nn.Module, budget: int) -> list[str]:
+    entries = summarize(model).recurrent
+    if not is_expression(args.spec) or len(entries) != 1:
+        raise TorchLstmParamsError("--budget applies to a layer expression such as 'LSTM(300, 0)'")
+    spec = entries[0].spec
+    kind = spec.kind
+    h = fit_hidden_size(
+        kind,
+        spec.input_size,
+        budget,
+        spec.num_layers,
+        bidirectional=spec.bidirectional,
+        proj_size=spec.proj_size,
+        bias=spec.bias,
+    )
+    count = count_params(
+        kind,
+        spec.input_size,
+        h,
+        spec.num_layers,
+        bias=spec.bias,
+        bidirectional=spec.bidirectional,
+        proj_size=spec.proj_size,
+    )
+    lines = [f"Budget {budget:,}: largest hidden_size with these settings is {h} ({count:,} parameters)"]
+    if not spec.is_cell:
+        lines.append("Closest configurations (layers, bidirectional, hidden_size, params):")
+        for layers, bidi, hidden, params in closest_configs(kind, spec.input_size, budget, bias=spec.bias)[:6]:
+            direction = "bidirectional" if bidi else "unidirectional"
+            lines.append(f"  {layers} layer(s), {direction}, hidden {hidden}: {params:,} ({params - budget:+,})")
+    return lines
+
+
 def _run(args: argparse.Namespace) -> int:
     model, notes = _model(args)
-    report = summarize(model, max_depth=args.depth)
+    lengths = _lengths(args.lengths)
+    report = summarize(model, max_depth=args.depth, batch=args.batch, seq_len=args.seq_len, lengths=lengths)
+    if args.optimizer is not None:
+        memory = training_memory(model, args.optimizer)
+        notes.append(
+            f"training memory with {memory.optimizer}: weights {format_bytes(memory.weights)} + gradients "
+            f"{format_bytes(memory.gradients)} + optimizer state {format_bytes(memory.optimizer_state)} = "
+            f"{format_bytes(memory.total)} (activations not included)"
+        )
+    if args.budget is not None:
+        notes.extend(_budget_lines(args, model, args.budget))
     problems: tuple[str, ...] = ()
     if args.check:
         try:

@@ -12,7 +12,7 @@ from tabulate import tabulate
 if TYPE_CHECKING:
     from .report import RecurrentEntry, Report
 
-__all__ = ["format_bytes", "module_table", "recurrent_tables", "render_report"]
+__all__ = ["compute_table", "format_bytes", "module_table", "recurrent_tables", "render_report"]
 
 _UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -120,6 +120,38 @@ def recurrent_tables(report: Report, tablefmt: str = "simple", *, keras: bool = 
     return settings + "\n\n" + per_layer
 
 
+def compute_table(report: Report, tablefmt: str = "simple") -> str:
+    """MACs, elementwise ops and returned-state sizes for the batch ``summarize`` was given."""
+    rows = []
+    for e in report.recurrent:
+        if e.compute is None or e.state is None:
+            continue
+        c = e.compute
+        rows.append(
+            (
+                e.name or "(root)",
+                f"{c.step_macs:,}",
+                f"{c.forward_macs:,}",
+                f"{c.forward_flops:,}",
+                f"{c.forward_elementwise:,}",
+                f"{c.training_macs:,}",
+                f"{e.state.elements:,}",
+            )
+        )
+    table = tabulate(
+        rows,
+        headers=("Recurrent module", "MACs/step", "Fwd MACs", "Fwd FLOPs", "Elementwise", "Train MACs", "State elems"),
+        tablefmt=tablefmt,
+        disable_numparse=True,
+        colalign=("left",) + ("right",) * 6,
+    )
+    note = (
+        f"Compute for {report.tokens:,} tokens (batch x seq_len, or the sum of packed lengths). MACs: matrix "
+        "products incl. projection; elementwise ops counted apart; training = forward + 2x forward (backward)."
+    )
+    return table + "\n" + note
+
+
 def _explanations(report: Report, keras: bool) -> list[str]:
     lines = ["Derivations (PyTorch keeps two bias vectors per gate group: bias_ih and bias_hh):"]
     for e in report.recurrent:
@@ -170,6 +202,8 @@ def render_report(report: Report, tablefmt: str = "simple", *, keras: bool = Fal
     parts.append(module_table(report, tablefmt))
     if report.recurrent:
         parts.append(recurrent_tables(report, tablefmt, keras=keras))
+        if report.tokens is not None:
+            parts.append(compute_table(report, tablefmt))
     problems = _problems(report)
     if problems:
         parts.append("\n".join(problems))

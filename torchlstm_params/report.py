@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
+from .compute import Compute, StateMemory, compute, state_memory, tokens
 from .crosscheck import Explanation, TensorFinding, crosscheck
 from .detect import Detected, detect, may_be_recurrent
 from .errors import InvalidSettingsError, NotAModuleError
@@ -74,6 +75,8 @@ class RecurrentEntry(NamedTuple):
     explanations: tuple[Explanation, ...] = ()  # understood differences (weight_norm, packed, extras...)
     origin: str = "torch.nn"
     packed: PackedStorage | None = None
+    compute: Compute | None = None  # with summarize(batch=..., seq_len=...) or lengths=...
+    state: StateMemory | None = None  # elements of what forward returns, for that batch
 
     @property
     def kind(self) -> str:
@@ -214,6 +217,7 @@ class Report:
     shared: tuple[SharedTensor, ...]
     aliases: tuple[ModuleAlias, ...]
     max_depth: int | None
+    tokens: int | None = None  # sequence elements the compute figures are for (None: not asked)
     wrappers: tuple[str, ...] = ()  # rename-only wrappers looked through ("path: label"; root: label), outermost first
 
     @property
@@ -305,6 +309,8 @@ def _entry(tree: Tree, i: int, detected: Detected, f: Formula, tensor_params: in
                 (),
                 detected.origin,
                 None,
+                None,
+                None,
             )
         )
     check = crosscheck(f, module, detected)
@@ -339,14 +345,24 @@ def _check_args(model: object, max_depth: object) -> None:
         raise InvalidSettingsError(f"max_depth must be None or an int >= 0, got: {max_depth!r}")
 
 
-def summarize(model: nn.Module, max_depth: int | None = None, *, registry: Registry | None = None) -> Report:
+def summarize(
+    model: nn.Module,
+    max_depth: int | None = None,
+    *,
+    registry: Registry | None = None,
+    batch: int | None = None,
+    seq_len: int | None = None,
+    lengths: Sequence[int] | None = None,
+) -> Report:
     """Count, locate and cross-check every parameter of ``model``.
 
     ``max_depth`` limits the module rows (0: the root alone; ``None``: all);
     recurrent modules and totals always cover the whole model. Wrappers that
     only rename (``torch.compile``, ``DataParallel``, ``DistributedDataParallel``)
     are looked through and named once in ``wrappers``. ``registry`` adds
-    recurrent classes (default: :data:`default_registry`).
+    recurrent classes (default: :data:`default_registry`). With ``batch`` and
+    ``seq_len`` (or the ``lengths`` of a packed batch) every recurrent entry
+    also gets its compute and returned-state sizes (see :mod:`torchlstm_params.compute`).
 
     >>> from torch import nn
     >>> report = summarize(nn.LSTM(3, 2))
@@ -354,8 +370,18 @@ def summarize(model: nn.Module, max_depth: int | None = None, *, registry: Regis
     (56, '4·2·(3+2) + 2·4·2 = 56')
     """
     _check_args(model, max_depth)
+    n_tokens = None if batch is None and seq_len is None and lengths is None else tokens(batch, seq_len, lengths)
     with _collector_paused():
-        return _summarize(model, max_depth, default_registry if registry is None else registry)
+        report = _summarize(model, max_depth, default_registry if registry is None else registry)
+    if n_tokens is None:
+        return report
+    rows_per_step = batch if lengths is None else len(lengths)
+    assert rows_per_step is not None
+    entries = tuple(
+        e._replace(compute=compute(e.spec, n_tokens), state=state_memory(e.spec, rows_per_step, n_tokens))
+        for e in report.recurrent
+    )
+    return dataclasses.replace(report, recurrent=entries, tokens=n_tokens)
 
 
 @contextlib.contextmanager
