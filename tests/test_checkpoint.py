@@ -243,3 +243,31 @@ def test_debug_shows_the_traceback(tmp_path: Path):
 
     with pytest.raises(CheckpointError, match="no such file"):
         main([str(tmp_path / "nope.pt"), "--debug"])
+
+
+def test_cli_compute_memory_and_budget(capsys):
+    code, out, _ = run(capsys, "GRU(10, 20)", "--batch", "2", "--seq-len", "3", "--optimizer", "sgd-momentum")
+    assert code == 0
+    assert "Compute for 6 tokens" in out
+    n = 3 * 20 * 30 + 6 * 20
+    assert f"optimizer state {4 * n:,} B" in out  # one momentum buffer, float32
+    code, out, _ = run(capsys, "GRU(10, 20)", "--lengths", "3,2,1")
+    assert code == 0 and "Compute for 6 tokens" in out
+    code, out, _ = run(capsys, "LSTM(300, 1)", "--budget", "3768320", "--format", "json")
+    data = json.loads(out)
+    assert "Budget 3,768,320: largest hidden_size with these settings is" in data["notes"][0]
+    assert "2 layer(s), unidirectional, hidden 512: 3,768,320 (+0)" in data["notes"][2]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["GRU(2, 2)", "--lengths", "3,x"], "--lengths must be comma-separated integers, got '3,x'"),
+        (["GRU(2, 2)", "--batch", "2"], "seq_len must be an int >= 1, got: None"),
+        (["GRU(2, 2)", "--budget", "1"], "budget 1 is below the smallest GRU"),
+    ],
+)
+def test_cli_compute_errors(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (2, "")
+    assert message in err

@@ -166,6 +166,10 @@ class RecurrentEntry(NamedTuple):
                 "bytes": self.packed.bytes,
                 "dtypes": [{"dtype": d, "elements": n, "bytes": b} for d, n, b in self.packed.dtypes],
             },
+            "compute": None if self.compute is None else _compute_dict(self.compute),
+            "state": None
+            if self.state is None
+            else {**dataclasses.asdict(self.state), "elements": self.state.elements},
             "breakdown": [_plain(layer) for layer in self.breakdown],
             "derivation": self.derivation,
             "keras_params": self.keras_params,
@@ -249,6 +253,10 @@ class Report:
 
     def __str__(self) -> str:
         return self.render()
+
+
+def _compute_dict(c: Compute) -> dict[str, int]:
+    return {**dataclasses.asdict(c), "forward_flops": c.forward_flops}
 
 
 def _plain(value: object) -> object:
