@@ -9,9 +9,11 @@
 from __future__ import annotations
 
 from .check import CODES, Problem, check, find_problems
+from .compute import closest_configs, fit_hidden_size
 from .errors import CheckFailedError, InvalidSettingsError, NotAModuleError, SpecError, TorchLstmParamsError
 from .formulas import RNNSpec, count_params, expected_tensors, make_spec
 from .hooks import install_sanity_hook
+from .memory import training_memory
 from .registry import Registry, default_registry, register_recurrent
 from .report import ModuleRow, RecurrentEntry, Report, summarize
 
@@ -32,12 +34,15 @@ __all__ = [
     "TorchLstmParamsError",
     "__version__",
     "check",
+    "closest_configs",
     "count_params",
     "default_registry",
     "expected_tensors",
     "find_problems",
+    "fit_hidden_size",
     "install_sanity_hook",
     "make_spec",
     "register_recurrent",
     "summarize",
+    "training_memory",
 ]
