@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import bench_checkpoint, bench_hook, bench_summarize
+from benchmarks import bench_checkpoint, bench_hook, bench_peers, bench_summarize
 
 
 def test_bench_summarize_smoke(capsys: pytest.CaptureFixture[str]):
@@ -24,3 +24,13 @@ def test_bench_checkpoint_smoke(capsys: pytest.CaptureFixture[str]):
     out = capsys.readouterr().out
     assert out.count("time ratio") == 2  # torch.save and safetensors files
     assert f"{4 * 8 * 16 + 8 * 8:,} params" in out
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning", "ignore::FutureWarning")
+def test_bench_peers_smoke(capsys: pytest.CaptureFixture[str]):
+    pytest.importorskip("torchinfo", reason="the bench extra is not installed")
+    pytest.importorskip("fvcore", reason="the bench extra is not installed")
+    text = bench_peers.main(["--scale", "0.002", "--repeats", "1", "--limit", "5"])
+    assert "| 5c. tied-weight LM | torchlstm_params |" in text
+    rows = [line for line in text.splitlines() if "| torchlstm_params |" in line]
+    assert len(rows) == 8 and all(line.endswith("| yes |") for line in rows)  # our totals equal the truth

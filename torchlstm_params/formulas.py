@@ -19,6 +19,7 @@ recurrent width (``p`` if ``p > 0`` else ``h``), ``D`` directions.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Final
 
@@ -362,8 +363,12 @@ class Formula:
         return tuple(t for layer in self.layers for t in layer.tensors)
 
 
+@functools.lru_cache(maxsize=4096)
 def formula(spec: RNNSpec) -> Formula:
     """Count, breakdown, expected tensors and derivations of ``spec``.
+
+    Memoized by value (a bounded LRU keyed by the frozen spec, never by names):
+    the result is immutable and depends on the settings alone.
 
     >>> f = formula(RNNSpec("LSTM", 3, 2))
     >>> f.params, f.keras_params, f.names

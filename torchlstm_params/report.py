@@ -230,6 +230,11 @@ class Report:
         return all(e.matches for e in self.recurrent)
 
     @property
+    def logical_params(self) -> int:
+        """``total_params`` plus the weights that dynamic quantization packed out of ``parameters()``."""
+        return self.total_params + sum(e.formula_params for e in self.recurrent if e.packed is not None)
+
+    @property
     def bytes_by_dtype(self) -> dict[str, int]:
         return {d.dtype: d.bytes for d in self.dtypes}
 
@@ -243,6 +248,7 @@ class Report:
             else:
                 out[field.name] = _plain(value)
         out["matches"] = self.matches
+        out["logical_params"] = self.logical_params
         return out
 
     def render(self, tablefmt: str = "simple", *, keras: bool = False, explain: bool = True) -> str:
