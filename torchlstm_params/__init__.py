@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .check import CODES, Problem, check, find_problems
 from .compute import closest_configs, fit_hidden_size
+from .distributed import LocalFigures, gather_ranks, local_figures
 from .errors import CheckFailedError, InvalidSettingsError, NotAModuleError, SpecError, TorchLstmParamsError
 from .formulas import RNNSpec, count_params, expected_tensors, make_spec
 from .hooks import install_sanity_hook
@@ -23,6 +24,7 @@ __all__ = [
     "CODES",
     "CheckFailedError",
     "InvalidSettingsError",
+    "LocalFigures",
     "ModuleRow",
     "NotAModuleError",
     "Problem",
@@ -40,7 +42,9 @@ __all__ = [
     "expected_tensors",
     "find_problems",
     "fit_hidden_size",
+    "gather_ranks",
     "install_sanity_hook",
+    "local_figures",
     "make_spec",
     "register_recurrent",
     "summarize",

@@ -289,10 +289,12 @@ def _finite_problems(paths: list[str], modules: list[nn.Module]) -> list[Problem
                 if p is None or id(p) in seen or _lazy(p) or p.is_meta:
                     continue
                 seen.add(id(p))
-                if not (p.is_floating_point() or p.is_complex()) or bool(torch.isfinite(p).all()):
+                # A DTensor is scanned through this rank's shard: no collective call, each rank its own part.
+                values = p.to_local() if hasattr(p, "to_local") else p
+                if not (values.is_floating_point() or values.is_complex()) or bool(torch.isfinite(values).all()):
                     continue
-                nan = int(torch.isnan(p).sum())
-                inf = int(torch.isinf(p).sum())
+                nan = int(torch.isnan(values).sum())
+                inf = int(torch.isinf(values).sum())
                 out.append(
                     Problem("NON_FINITE", path, f"{name} holds {nan:,} NaN and {inf:,} Inf of {p.numel():,} values")
                 )

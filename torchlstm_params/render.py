@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 from tabulate import tabulate
 
 if TYPE_CHECKING:
+    from .distributed import LocalFigures
     from .report import RecurrentEntry, Report
 
-__all__ = ["compute_table", "format_bytes", "module_table", "recurrent_tables", "render_report"]
+__all__ = ["compute_table", "format_bytes", "module_table", "rank_table", "recurrent_tables", "render_report"]
 
 _UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -152,6 +153,18 @@ def compute_table(report: Report, tablefmt: str = "simple") -> str:
     return table + "\n" + note
 
 
+def rank_table(figures: tuple[LocalFigures, ...], tablefmt: str = "simple") -> str:
+    """Per-rank local elements, bytes and device (from :func:`torchlstm_params.gather_ranks`)."""
+    rows = [(f.rank, f"{f.local_params:,}", f"{f.local_bytes:,}", f.device, len(f.sharded)) for f in figures]
+    return tabulate(
+        rows,
+        headers=("Rank", "Local params", "Local bytes", "Device", "Sharded tensors"),
+        tablefmt=tablefmt,
+        disable_numparse=True,
+        colalign=("right", "right", "right", "left", "right"),
+    )
+
+
 def _explanations(report: Report, keras: bool) -> list[str]:
     lines = ["Derivations (PyTorch keeps two bias vectors per gate group: bias_ih and bias_hh):"]
     for e in report.recurrent:
@@ -187,6 +200,12 @@ def _footer(report: Report) -> list[str]:
     lines.append(f"Params size: {format_bytes(report.param_bytes)} [{dtypes}]")
     buffers = f"{report.buffer_count:,} tensors, {report.buffer_elements:,} elements"
     lines.append(f"Buffers: {buffers}, {format_bytes(report.buffer_bytes)}")
+    if report.local is not None:
+        local = report.local
+        lines.append(
+            f"This rank ({local.rank} of {local.world_size}, {local.device}): {local.local_params:,} local params, "
+            f"{format_bytes(local.local_bytes)}; {len(local.sharded):,} sharded tensors (counts above are global)"
+        )
     for shared in report.shared:
         lines.append(f"Shared tensor, counted once: {' = '.join(shared.names)}")
     for alias in report.aliases:

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from .compute import Compute, StateMemory, compute, state_memory, tokens
 from .crosscheck import Explanation, TensorFinding, crosscheck
 from .detect import Detected, detect, may_be_recurrent
+from .distributed import LocalFigures, local_figures
 from .errors import InvalidSettingsError, NotAModuleError
 from .formulas import Formula, LayerCount, RNNSpec, formula
 from .packed import PackedStorage
@@ -222,6 +224,7 @@ class Report:
     aliases: tuple[ModuleAlias, ...]
     max_depth: int | None
     tokens: int | None = None  # sequence elements the compute figures are for (None: not asked)
+    local: LocalFigures | None = None  # this rank's share, when a torch.distributed process group is up
     wrappers: tuple[str, ...] = ()  # rename-only wrappers looked through ("path: label"; root: label), outermost first
 
     @property
@@ -387,6 +390,8 @@ def summarize(
     n_tokens = None if batch is None and seq_len is None and lengths is None else tokens(batch, seq_len, lengths)
     with _collector_paused():
         report = _summarize(model, max_depth, default_registry if registry is None else registry)
+    if dist.is_available() and dist.is_initialized():  # sharded parameters: add this rank's share (no collective)
+        report = dataclasses.replace(report, local=local_figures(model))
     if n_tokens is None:
         return report
     rows_per_step = batch if lengths is None else len(lengths)

@@ -1,0 +1,100 @@
+"""Sharded models: this rank's share of DTensor parameters, and an opt-in gather of every rank's.
+
+FSDP2 (``fully_shard``) and tensor parallelism (``distribute_tensor``,
+``parallelize_module``) turn parameters into DTensors: ``numel()`` and ``shape``
+are global, so ``summarize`` already reports global counts and cross-checks
+global shapes, identically on every rank, with no communication.
+``local_figures`` adds this rank's elements and bytes (``to_local()``), still
+without communication; ``gather_ranks`` is the one function here that talks
+to other ranks (``all_gather_object``), and only when called.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .walk import walk
+
+__all__ = ["LocalFigures", "ShardedTensor", "gather_ranks", "local_figures"]
+
+
+@dataclass(frozen=True, slots=True)
+class ShardedTensor:
+    """One DTensor parameter: where its pieces live."""
+
+    name: str
+    placements: str  # e.g. "Shard(dim=0)" or "Replicate()"
+    global_shape: tuple[int, ...]
+    local_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFigures:
+    """What this rank holds of the model's unique parameters."""
+
+    rank: int
+    world_size: int
+    device: str
+    local_params: int  # DTensors: this rank's shard; plain tensors: all of them
+    local_bytes: int
+    sharded: tuple[ShardedTensor, ...]
+
+
+def _dtensor_class() -> type | None:
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # pragma: no cover - builds without distributed support
+        return None
+    return DTensor
+
+
+def local_figures(model: nn.Module) -> LocalFigures:
+    """This rank's elements and bytes of every unique parameter, no collective call."""
+    dtensor = _dtensor_class()
+    seen: set[int] = set()
+    elements = size = 0
+    sharded: list[ShardedTensor] = []
+    devices: set[str] = set()
+    tree = walk(model)
+    for path, module in zip(tree.paths, tree.modules, strict=True):
+        for name, p in module._parameters.items():
+            if p is None or id(p) in seen:
+                continue
+            seen.add(id(p))
+            local: torch.Tensor = p
+            if dtensor is not None and isinstance(p, dtensor):
+                shard: Any = p
+                local = shard.to_local()
+                placements = ", ".join(repr(pl) for pl in shard.placements)
+                full = f"{path}.{name}" if path else name
+                sharded.append(ShardedTensor(full, placements, tuple(p.shape), tuple(local.shape)))
+            try:
+                k = local.numel()
+            except ValueError:  # UninitializedParameter
+                continue
+            elements += k
+            size += k * local.element_size()
+            devices.add(str(local.device))
+    ready = dist.is_available() and dist.is_initialized()
+    rank = dist.get_rank() if ready else 0
+    world = dist.get_world_size() if ready else 1
+    return LocalFigures(rank, world, ", ".join(sorted(devices)) or "none", elements, size, tuple(sharded))
+
+
+def gather_ranks(model: nn.Module, group: dist.ProcessGroup | None = None) -> tuple[LocalFigures, ...]:
+    """Every rank's :class:`LocalFigures`, ordered by rank, on every rank (one ``all_gather_object``).
+
+    A collective: every rank of ``group`` must call it. Without an initialised
+    process group it returns this process's figures alone.
+    """
+    mine = local_figures(model)
+    if not (dist.is_available() and dist.is_initialized()):
+        return (mine,)
+    everyone: list[LocalFigures | None] = [None] * dist.get_world_size(group)
+    dist.all_gather_object(everyone, mine, group=group)
+    return tuple(sorted((f for f in everyone if f is not None), key=lambda f: f.rank))
