@@ -45,6 +45,7 @@ def test_fsdp2_global_and_local_figures(tmp_path: Path):
         assert f"This rank ({rank} of 2, cpu): {data['local']:,} local params" in data["text"]
         assert f"Total params: {unsharded:,}" in data["text"]
         assert "Rank    Local params" in data["text"]  # the gathered per-rank table
+        assert "  1.weight_ih_l0: Shard(dim=0), global (32, 4), here (16, 4)" in data["text"]
     assert ranks[0]["gathered"] == ranks[1]["gathered"] == [[0, ranks[0]["local"]], [1, ranks[1]["local"]]]
     assert ranks[0]["error"] == ranks[1]["error"]  # the same mismatch, said the same way on every rank
     assert "[RNN_SHAPE_MISMATCH] 1: weight_hh_l1: expected shape (32, 8), found (32, 9)" in ranks[0]["error"]

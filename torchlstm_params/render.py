@@ -34,6 +34,10 @@ def format_bytes(n: int) -> str:
     return f"{n:,} B (≈{size:.1f} {_UNITS[unit]})"
 
 
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
 def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
@@ -206,6 +210,12 @@ def _footer(report: Report) -> list[str]:
             f"This rank ({local.rank} of {local.world_size}, {local.device}): {local.local_params:,} local params, "
             f"{format_bytes(local.local_bytes)}; {len(local.sharded):,} sharded tensors (counts above are global)"
         )
+        for shard in local.sharded[:10]:
+            lines.append(
+                f"  {shard.name}: {shard.placements}, global {_shape(shard.global_shape)}, here {_shape(shard.local_shape)}"
+            )
+        if len(local.sharded) > 10:
+            lines.append(f"  ... {len(local.sharded) - 10:,} more (report.local.sharded has them all)")
     for shared in report.shared:
         lines.append(f"Shared tensor, counted once: {' = '.join(shared.names)}")
     for alias in report.aliases:
