@@ -211,9 +211,8 @@ def _footer(report: Report) -> list[str]:
             f"{format_bytes(local.local_bytes)}; {len(local.sharded):,} sharded tensors (counts above are global)"
         )
         for shard in local.sharded[:10]:
-            lines.append(
-                f"  {shard.name}: {shard.placements}, global {_shape(shard.global_shape)}, here {_shape(shard.local_shape)}"
-            )
+            where = f"global {_shape(shard.global_shape)}, here {_shape(shard.local_shape)}"
+            lines.append(f"  {shard.name}: {shard.placements}, {where}")
         if len(local.sharded) > 10:
             lines.append(f"  ... {len(local.sharded) - 10:,} more (report.local.sharded has them all)")
     for shared in report.shared:
