@@ -23,7 +23,7 @@ from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 from .errors import CheckFailedError, InvalidSettingsError
 from .registry import Registry
 from .report import RecurrentEntry, Report, summarize
-from .walk import walk
+from .walk import Tree, unique_parameters, walk
 
 __all__ = ["CODES", "Problem", "check", "find_problems", "validate_options", "weights_in_one_chunk"]
 
@@ -252,9 +252,9 @@ def _module_problems(
                     f"dropout={entry.dropout} has no effect with num_layers=1 (dropout only applies between layers)",
                 )
             )
-    out.extend(_device_problems(tree.paths, tree.modules))
+    out.extend(_device_problems(tree))
     if check_finite:
-        out.extend(_finite_problems(tree.paths, tree.modules))
+        out.extend(_finite_problems(tree))
     return out
 
 
@@ -262,14 +262,10 @@ def _lazy(p: torch.Tensor) -> bool:
     return isinstance(p, UninitializedParameter | UninitializedBuffer)
 
 
-def _device_problems(paths: list[str], modules: list[nn.Module]) -> list[Problem]:
+def _device_problems(tree: Tree) -> list[Problem]:
     where: dict[str, list[str]] = {}
-    seen: set[int] = set()
-    for path, module in zip(paths, modules, strict=True):
-        for name, p in module._parameters.items():
-            if p is None or id(p) in seen or _lazy(p):
-                continue
-            seen.add(id(p))
+    for path, name, p in unique_parameters(tree):
+        if not _lazy(p):
             where.setdefault(str(p.device), []).append(f"{path}.{name}" if path else name)
     if len(where) <= 1:
         return []
@@ -280,24 +276,19 @@ def _device_problems(paths: list[str], modules: list[nn.Module]) -> list[Problem
     return [Problem("MODEL_MULTI_DEVICE", "", f"expected one device, found {len(where)}: {detail}")]
 
 
-def _finite_problems(paths: list[str], modules: list[nn.Module]) -> list[Problem]:
+def _finite_problems(tree: Tree) -> list[Problem]:
     out = []
-    seen: set[int] = set()
     with torch.no_grad():
-        for path, module in zip(paths, modules, strict=True):
-            for name, p in module._parameters.items():
-                if p is None or id(p) in seen or _lazy(p) or p.is_meta:
-                    continue
-                seen.add(id(p))
-                # A DTensor is scanned through this rank's shard: no collective call, each rank its own part.
-                values = p.to_local() if hasattr(p, "to_local") else p
-                if not (values.is_floating_point() or values.is_complex()) or bool(torch.isfinite(values).all()):
-                    continue
-                nan = int(torch.isnan(values).sum())
-                inf = int(torch.isinf(values).sum())
-                out.append(
-                    Problem("NON_FINITE", path, f"{name} holds {nan:,} NaN and {inf:,} Inf of {p.numel():,} values")
-                )
+        for path, name, p in unique_parameters(tree):
+            if _lazy(p) or p.is_meta:
+                continue
+            # A DTensor is scanned through this rank's shard: no collective call, each rank its own part.
+            values = p.to_local() if hasattr(p, "to_local") else p
+            if not (values.is_floating_point() or values.is_complex()) or bool(torch.isfinite(values).all()):
+                continue
+            nan = int(torch.isnan(values).sum())
+            inf = int(torch.isinf(values).sum())
+            out.append(Problem("NON_FINITE", path, f"{name} holds {nan:,} NaN and {inf:,} Inf of {p.numel():,} values"))
     return out
 
 

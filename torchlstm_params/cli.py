@@ -139,8 +139,8 @@ def _lengths(text: str | None) -> list[int] | None:
         raise TorchLstmParamsError(f"--lengths must be comma-separated integers, got {text!r}") from None
 
 
-def _budget_lines(args: argparse.Namespace, model: nn.Module, budget: int) -> list[str]:
-    entries = summarize(model).recurrent
+def _budget_lines(args: argparse.Namespace, report: Report, budget: int) -> list[str]:
+    entries = report.recurrent
     if not is_expression(args.spec) or len(entries) != 1:
         raise TorchLstmParamsError("--budget applies to a layer expression such as 'LSTM(300, 0)'")
     spec = entries[0].spec
@@ -184,7 +184,7 @@ def _run(args: argparse.Namespace) -> int:
             f"{format_bytes(memory.total)} (activations not included)"
         )
     if args.budget is not None:
-        notes.extend(_budget_lines(args, model, args.budget))
+        notes.extend(_budget_lines(args, report, args.budget))
     problems: tuple[str, ...] = ()
     if args.check:
         try:

@@ -17,12 +17,12 @@ from .detect import Detected
 from .formulas import Formula
 from .packed import PackedStorage, packed_tensors
 
-__all__ = ["Check", "Explanation", "TensorFinding", "crosscheck"]
+__all__ = ["Check", "Explanation", "TensorFinding", "crosscheck", "format_shape"]
 
 Shape = tuple[int, ...]
 
 
-def _fmt(shape: Shape | None) -> str:
+def format_shape(shape: Shape | None) -> str:
     return "absent" if shape is None else "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
@@ -40,12 +40,14 @@ class TensorFinding:
 
     def message(self) -> str:
         if self.problem == "missing":
-            return f"{self.tensor}: missing, expected shape {_fmt(self.expected_shape)}"
+            return f"{self.tensor}: missing, expected shape {format_shape(self.expected_shape)}"
         if self.problem == "unexpected":
-            return f"{self.tensor}: unexpected tensor of shape {_fmt(self.found_shape)}, not in the formula"
+            return f"{self.tensor}: unexpected tensor of shape {format_shape(self.found_shape)}, not in the formula"
         if self.problem == "uninitialized":
-            return f"{self.tensor}: uninitialized (lazy), expected shape {_fmt(self.expected_shape)}"
-        return f"{self.tensor}: expected shape {_fmt(self.expected_shape)}, found {_fmt(self.found_shape)}"
+            return f"{self.tensor}: uninitialized (lazy), expected shape {format_shape(self.expected_shape)}"
+        return (
+            f"{self.tensor}: expected shape {format_shape(self.expected_shape)}, found {format_shape(self.found_shape)}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +121,7 @@ def _parametrized(module: nn.Module, name: str) -> tuple[Shape, Explanation, int
     logical = max((sh for _, sh in known), key=_numel)  # the original that carries the weight's shape
     held = sum(_numel(sh) for _, sh in known)
     by = ", ".join(_qualname(m) for m in plist.children())
-    stand_ins = ", ".join(f"parametrizations.{name}.{n} {_fmt(sh)}" for n, sh in known)
+    stand_ins = ", ".join(f"parametrizations.{name}.{n} {format_shape(sh)}" for n, sh in known)
     delta = held - _numel(logical)
     message = f"{name} is reparametrized by {by}; it is computed from {stand_ins} ({delta:+,} elements)"
     return logical, Explanation(name, "parametrized", message, delta), held
@@ -134,8 +136,8 @@ def _legacy_weight_norm(params: Mapping[str, torch.Tensor | None], name: str) ->
         return None
     delta = _numel(g_shape)
     message = (
-        f"{name} is computed by legacy torch.nn.utils.weight_norm from {name}_g {_fmt(g_shape)} "
-        f"and {name}_v {_fmt(v_shape)} ({delta:+,} elements)"
+        f"{name} is computed by legacy torch.nn.utils.weight_norm from {name}_g {format_shape(g_shape)} "
+        f"and {name}_v {format_shape(v_shape)} ({delta:+,} elements)"
     )
     return v_shape, Explanation(name, "weight_norm", message, delta), _numel(g_shape) + _numel(v_shape)
 
@@ -149,7 +151,7 @@ def _stand_in(
         return None
     for other, tensor in params.items():
         if other.startswith(f"{name}_") and tensor is not None and _shape(tensor) == expected:
-            message = f"{name} is not a Parameter; {other} has its shape {_fmt(expected)}"
+            message = f"{name} is not a Parameter; {other} has its shape {format_shape(expected)}"
             return other, Explanation(name, "stand_in", message, 0)
     return None
 
@@ -232,6 +234,8 @@ def crosscheck(formula: Formula, module: nn.Module, detected: Detected) -> Check
         if _RECURRENT_NAME.match(name):
             findings.append(TensorFinding(name, "unexpected", None, shape))
         else:
-            message = f"extra parameter {name} {_fmt(shape)} is not part of the recurrent formula; counted in totals"
+            message = (
+                f"extra parameter {name} {format_shape(shape)} is not part of the recurrent formula; counted in totals"
+            )
             explanations.append(Explanation(name, "extra", message, _numel(shape)))
     return Check(tuple(findings), tuple(explanations), accounted)

@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .walk import walk
+from .walk import unique_parameters, walk
 
 __all__ = ["LocalFigures", "ShardedTensor", "gather_ranks", "local_figures"]
 
@@ -56,30 +56,24 @@ def _dtensor_class() -> type | None:
 def local_figures(model: nn.Module) -> LocalFigures:
     """This rank's elements and bytes of every unique parameter, no collective call."""
     dtensor = _dtensor_class()
-    seen: set[int] = set()
     elements = size = 0
     sharded: list[ShardedTensor] = []
     devices: set[str] = set()
-    tree = walk(model)
-    for path, module in zip(tree.paths, tree.modules, strict=True):
-        for name, p in module._parameters.items():
-            if p is None or id(p) in seen:
-                continue
-            seen.add(id(p))
-            local: torch.Tensor = p
-            if dtensor is not None and isinstance(p, dtensor):
-                shard: Any = p
-                local = shard.to_local()
-                placements = ", ".join(repr(pl) for pl in shard.placements)
-                full = f"{path}.{name}" if path else name
-                sharded.append(ShardedTensor(full, placements, tuple(p.shape), tuple(local.shape)))
-            try:
-                k = local.numel()
-            except ValueError:  # UninitializedParameter
-                continue
-            elements += k
-            size += k * local.element_size()
-            devices.add(str(local.device))
+    for path, name, p in unique_parameters(walk(model)):
+        local: torch.Tensor = p
+        if dtensor is not None and isinstance(p, dtensor):
+            shard: Any = p
+            local = shard.to_local()
+            placements = ", ".join(repr(pl) for pl in shard.placements)
+            full = f"{path}.{name}" if path else name
+            sharded.append(ShardedTensor(full, placements, tuple(p.shape), tuple(local.shape)))
+        try:
+            k = local.numel()
+        except ValueError:  # UninitializedParameter
+            continue
+        elements += k
+        size += k * local.element_size()
+        devices.add(str(local.device))
     ready = dist.is_available() and dist.is_initialized()
     rank = dist.get_rank() if ready else 0
     world = dist.get_world_size() if ready else 1

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
 from .errors import InvalidSettingsError
-from .walk import walk
+from .walk import unique_parameters, walk
 
 __all__ = ["OPTIMIZER_STATES", "TrainingMemory", "training_memory"]
 
@@ -55,19 +55,16 @@ def training_memory(
     if key not in OPTIMIZER_STATES:
         raise InvalidSettingsError(f"optimizer must be one of {', '.join(OPTIMIZER_STATES)}, got: {optimizer!r}")
     states = OPTIMIZER_STATES[key]
-    seen: set[int] = set()
     weights = gradients = state = master = 0
-    for module in walk(model).modules:
-        for p in module._parameters.values():
-            if p is None or id(p) in seen or isinstance(p, UninitializedParameter):
-                continue
-            seen.add(id(p))
-            n, size = p.numel(), p.element_size()
-            weights += n * size
-            if not p.requires_grad:
-                continue
-            gradients += n * size
-            state += states * n * (size if state_dtype is None else state_dtype.itemsize)
-            if master_weights:
-                master += n * 4
+    for _, _, p in unique_parameters(walk(model)):
+        if isinstance(p, UninitializedParameter):
+            continue
+        n, size = p.numel(), p.element_size()
+        weights += n * size
+        if not p.requires_grad:
+            continue
+        gradients += n * size
+        state += states * n * (size if state_dtype is None else state_dtype.itemsize)
+        if master_weights:
+            master += n * 4
     return TrainingMemory(key, weights, gradients, state, master)

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
+from .crosscheck import format_shape
+
 if TYPE_CHECKING:
     from .distributed import LocalFigures
     from .report import RecurrentEntry, Report
@@ -32,10 +34,6 @@ def format_bytes(n: int) -> str:
         size /= 1024
         unit += 1
     return f"{n:,} B (≈{size:.1f} {_UNITS[unit]})"
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
 def _yes(flag: bool) -> str:
@@ -211,7 +209,7 @@ def _footer(report: Report) -> list[str]:
             f"{format_bytes(local.local_bytes)}; {len(local.sharded):,} sharded tensors (counts above are global)"
         )
         for shard in local.sharded[:10]:
-            where = f"global {_shape(shard.global_shape)}, here {_shape(shard.local_shape)}"
+            where = f"global {format_shape(shard.global_shape)}, here {format_shape(shard.local_shape)}"
             lines.append(f"  {shard.name}: {shard.placements}, {where}")
         if len(local.sharded) > 10:
             lines.append(f"  ... {len(local.sharded) - 10:,} more (report.local.sharded has them all)")

@@ -9,12 +9,14 @@ at the first path in registration order; the other paths are kept as aliases.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ["Alias", "Tree", "unwrap", "walk"]
+__all__ = ["Alias", "Tree", "unique_parameters", "unwrap", "walk"]
 
 
 def unwrap(module: nn.Module) -> tuple[str, nn.Module] | None:
@@ -105,3 +107,13 @@ def walk(root: nn.Module) -> Tree:
         if ends[i] > ends[parents[i]]:
             ends[parents[i]] = ends[i]
     return Tree(paths, modules, depths, parents, ends, aliases, wrappers)
+
+
+def unique_parameters(tree: Tree) -> Iterator[tuple[str, str, torch.Tensor]]:
+    """(module path, name, tensor) for every parameter, each tensor object once, in walk order."""
+    seen: set[int] = set()
+    for path, module in zip(tree.paths, tree.modules, strict=True):
+        for name, p in module._parameters.items():
+            if p is not None and id(p) not in seen:
+                seen.add(id(p))
+                yield path, name, p
