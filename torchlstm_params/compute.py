@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import InvalidSettingsError
-from .formulas import RNNSpec, make_spec, pytorch_count
+from .formulas import RNNSpec, count_params
 
 __all__ = [
     "BACKWARD_FACTOR",
@@ -151,8 +151,8 @@ def fit_hidden_size(
         raise InvalidSettingsError(f"budget must be an int >= 0, got: {budget!r}")
 
     def count(h: int) -> int:
-        return pytorch_count(
-            make_spec(kind, input_size, h, num_layers, bias=bias, bidirectional=bidirectional, proj_size=proj_size)
+        return count_params(
+            kind, input_size, h, num_layers, bias=bias, bidirectional=bidirectional, proj_size=proj_size
         )
 
     low = proj_size + 1  # the smallest hidden size these settings allow
@@ -194,12 +194,8 @@ def closest_configs(
             except InvalidSettingsError:
                 h = 0
             candidates = [c for c in (h, h + 1) if c >= 1]
-            counts = [
-                (abs(pytorch_count(make_spec(kind, input_size, c, n, bias=bias, bidirectional=bidi)) - target), c)
-                for c in candidates
-            ]
-            _, best = min(counts)
-            params = pytorch_count(make_spec(kind, input_size, best, n, bias=bias, bidirectional=bidi))
+            counted = [(count_params(kind, input_size, c, n, bias=bias, bidirectional=bidi), c) for c in candidates]
+            params, best = min(counted, key=lambda pc: (abs(pc[0] - target), pc[1]))
             rows.append((n, bidi, best, params))
     rows.sort(key=lambda row: (abs(row[3] - target), row[0], row[1]))
     return rows
