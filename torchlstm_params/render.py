@@ -126,10 +126,14 @@ def recurrent_tables(report: Report, tablefmt: str = "simple", *, keras: bool = 
 def compute_table(report: Report, tablefmt: str = "simple") -> str:
     """MACs, elementwise ops and returned-state sizes for the batch ``summarize`` was given."""
     rows = []
+    fused = []
     for e in report.recurrent:
         if e.compute is None or e.state is None:
             continue
         c = e.compute
+        saved = "?" if e.saved is None else f"{e.saved.bytes:,}" + ("*" if e.saved.fused_on_cpu else "")
+        if e.saved is not None and e.saved.fused_on_cpu:
+            fused.append(e.name or "(root)")
         rows.append(
             (
                 e.name or "(root)",
@@ -139,19 +143,33 @@ def compute_table(report: Report, tablefmt: str = "simple") -> str:
                 f"{c.forward_elementwise:,}",
                 f"{c.training_macs:,}",
                 f"{e.state.elements:,}",
+                saved,
             )
         )
+    headers = (
+        "Recurrent module",
+        "MACs/step",
+        "Fwd MACs",
+        "Fwd FLOPs",
+        "Elementwise",
+        "Train MACs",
+        "State elems",
+        "Saved for bwd B",
+    )
     table = tabulate(
-        rows,
-        headers=("Recurrent module", "MACs/step", "Fwd MACs", "Fwd FLOPs", "Elementwise", "Train MACs", "State elems"),
-        tablefmt=tablefmt,
-        disable_numparse=True,
-        colalign=("left",) + ("right",) * 6,
+        rows, headers=headers, tablefmt=tablefmt, disable_numparse=True, colalign=("left",) + ("right",) * 7
     )
     note = (
         f"Compute for {report.tokens:,} tokens (batch x seq_len, or the sum of packed lengths). MACs: matrix "
-        "products incl. projection; elementwise ops counted apart; training = forward + 2x forward (backward)."
+        "products incl. projection; elementwise ops counted apart; training = forward + 2x forward (backward). "
+        "Saved for bwd: what autograd keeps from one training call on torch's native recurrence, no initial "
+        "state passed (see torchlstm_params.activations)."
     )
+    if fused:
+        note += (
+            f" * {', '.join(fused)}: on the CPU, float32 runs oneDNN, which saves its own workspace instead "
+            "(measured at 28 KiB or more, about 4x the gate activations)."
+        )
     return table + "\n" + note
 
 

@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .activations import ITEMSIZE, SavedActivations, saved_activations
 from .compute import Compute, StateMemory, compute, state_memory, tokens
 from .crosscheck import Explanation, TensorFinding, crosscheck
 from .detect import Detected, detect, may_be_recurrent
@@ -79,6 +80,7 @@ class RecurrentEntry(NamedTuple):
     packed: PackedStorage | None = None
     compute: Compute | None = None  # with summarize(batch=..., seq_len=...) or lengths=...
     state: StateMemory | None = None  # elements of what forward returns, for that batch
+    saved: SavedActivations | None = None  # what autograd saves for backward, for that batch
 
     @property
     def kind(self) -> str:
@@ -172,6 +174,9 @@ class RecurrentEntry(NamedTuple):
             "state": None
             if self.state is None
             else {**dataclasses.asdict(self.state), "elements": self.state.elements},
+            "saved": None
+            if self.saved is None
+            else {**dataclasses.asdict(self.saved), "elements": self.saved.elements, "bytes": self.saved.bytes},
             "breakdown": [_plain(layer) for layer in self.breakdown],
             "derivation": self.derivation,
             "keras_params": self.keras_params,
@@ -328,6 +333,7 @@ def _entry(tree: Tree, i: int, detected: Detected, f: Formula, tensor_params: in
                 None,
                 None,
                 None,
+                None,
             )
         )
     check = crosscheck(f, module, detected)
@@ -387,20 +393,53 @@ def summarize(
     (56, '4·2·(3+2) + 2·4·2 = 56')
     """
     _check_args(model, max_depth)
-    n_tokens = None if batch is None and seq_len is None and lengths is None else tokens(batch, seq_len, lengths)
+    batch_shape = None
+    if batch is not None or seq_len is not None or lengths is not None:
+        batch_shape = _BatchShape(batch, seq_len, None if lengths is None else list(lengths))
     with _collector_paused():
-        report = _summarize(model, max_depth, default_registry if registry is None else registry)
+        report = _summarize(model, max_depth, default_registry if registry is None else registry, batch_shape)
     if dist.is_available() and dist.is_initialized():  # sharded parameters: add this rank's share (no collective)
         report = dataclasses.replace(report, local=local_figures(model))
-    if n_tokens is None:
-        return report
-    rows_per_step = batch if lengths is None else len(lengths)
-    assert rows_per_step is not None
-    entries = tuple(
-        e._replace(compute=compute(e.spec, n_tokens), state=state_memory(e.spec, rows_per_step, n_tokens))
-        for e in report.recurrent
-    )
-    return dataclasses.replace(report, recurrent=entries, tokens=n_tokens)
+    return report
+
+
+class _BatchShape:
+    """The batch the compute and memory figures are for: padded (batch, seq_len) or packed (lengths)."""
+
+    def __init__(self, batch: int | None, seq_len: int | None, lengths: list[int] | None) -> None:
+        self.tokens = tokens(batch, seq_len, lengths)  # validates the arguments
+        self.batch, self.seq_len, self.lengths = batch, seq_len, lengths
+        rows = len(lengths) if lengths is not None else batch
+        assert rows is not None  # tokens() accepted the arguments
+        self.rows: int = rows
+
+    def figures(self, entry: RecurrentEntry, module: nn.Module) -> RecurrentEntry:
+        """``entry`` with its compute, returned-state and saved-for-backward figures for this batch."""
+        dtype = _activation_dtype(module)
+        saved = None
+        if dtype in ITEMSIZE:
+            saved = saved_activations(
+                entry.spec,
+                self.batch,
+                self.seq_len,
+                self.lengths,
+                batch_first=entry.batch_first,
+                dropout=entry.dropout,
+                dtype=dtype,
+            )
+        return entry._replace(
+            compute=compute(entry.spec, self.tokens),
+            state=state_memory(entry.spec, self.rows, self.tokens),
+            saved=saved,
+        )
+
+
+def _activation_dtype(module: nn.Module) -> str:
+    """The dtype a recurrent module computes in: its first floating parameter's (float32 when packed)."""
+    for p in module.parameters():
+        if p.is_floating_point():
+            return str(p.dtype).removeprefix("torch.")
+    return "float32"  # dynamic-quantized modules keep int8 weights and compute in float32
 
 
 @contextlib.contextmanager
@@ -421,7 +460,9 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _summarize(model: nn.Module, max_depth: int | None, registry: Registry) -> Report:
+def _summarize(
+    model: nn.Module, max_depth: int | None, registry: Registry, batch_shape: _BatchShape | None = None
+) -> Report:
     tree = walk(model)
     modules, paths, depths = tree.modules, tree.paths, tree.depths
     recurrent = _detect_all(tree, registry)
@@ -429,6 +470,8 @@ def _summarize(model: nn.Module, max_depth: int | None, registry: Registry) -> R
     entries = [
         _entry(tree, i, detected, f, counts.params[i], i in counts.exact) for i, (detected, f) in recurrent.items()
     ]
+    if batch_shape is not None:
+        entries = [batch_shape.figures(e, modules[i]) for e, i in zip(entries, recurrent, strict=True)]
     sub, sub_train, sub_lazy = counts.params, counts.trainable, counts.lazy
     types = [type(m).__name__ for m in modules]
     is_recurrent = [i in recurrent for i in range(len(tree))]
@@ -457,6 +500,7 @@ def _summarize(model: nn.Module, max_depth: int | None, registry: Registry) -> R
         shared=tuple(SharedTensor(tuple(v), _numel_or_none(t)) for v, t in counts.shared_names),
         aliases=tuple(ModuleAlias(a.path, paths[a.target]) for a in tree.aliases),
         max_depth=max_depth,
+        tokens=None if batch_shape is None else batch_shape.tokens,
         wrappers=tuple(f"{path}: {label}" if path else label for path, label in tree.wrappers),
     )
 

@@ -1,0 +1,157 @@
+"""What autograd saves for backward in one training forward call: pure integer math.
+
+The figure is for torch's *native* recurrence (``aten/src/ATen/native/RNN.cpp``),
+the step-by-step implementation torch runs on the CPU for GRU, RNN, LSTM with
+``proj_size``, and any LSTM when oneDNN is off or the dtype is not one it takes.
+Counted the way the memory is really held: each saved tensor's whole storage,
+each storage once, parameters and the caller's own tensors (the input, a
+PackedSequence's data) excluded. Measured with
+``torch.autograd.graph.saved_tensors_hooks`` on torch 2.13, the figure equals
+the saved storages to the byte for every setting in ``tests/test_activations.py``
+(tolerance 0). It is not exact in general, and these are the reasons:
+
+- **Fused kernels save something else.** An LSTM without projection runs
+  oneDNN on the CPU (float32; bfloat16 where the CPU supports it) and every
+  kind runs cuDNN on CUDA. These keep the layer outputs and final states plus
+  an opaque workspace whose size the kernel library chooses (measured on the
+  CPU: never below 28 KiB, about 4x the gate activations above that). Entries
+  on that path (float32 LSTM without projection; torch picks oneDNN for
+  bfloat16 and float16 too on CPUs with native support for them) carry
+  ``fused_on_cpu=True``, and the figure stays the native one.
+- **Other torch versions** may reorder the steps and save other views; the
+  figure is checked against 2.13 only.
+- **States passed in by the caller** (``h0``/``c0``) are the caller's: the
+  figure assumes none are passed, so torch makes zero states itself, which it
+  then saves (``batch * r`` per layer and direction, and ``batch * h`` more for
+  an LSTM's cell state). Passing states saves that much less.
+- **Allocator rounding** is not included: storages are counted at their own
+  size, not at the size of the block the allocator handed out.
+
+Parts, per layer ``k`` and direction, for ``N`` tokens (``batch * seq_len`` or
+``sum(lengths)``), batch ``B``, hidden ``h``, recurrent width ``r``:
+
+- ``recurrence``: LSTM ``N*(6h + r)``, plus ``N*h`` with a projection (the
+  pre-projection state); GRU ``N*7h``; RNN ``N*h + B*h`` (the zero state is
+  saved whole). These cover the gate activations, the states each step reads
+  and writes, and the initial zero states.
+- ``layer_inputs``: layer ``k >= 1`` saves its input, the previous layer's
+  output: ``N*D*r`` (shared by both directions).
+- ``dropout_masks``: with ``dropout > 0``, each of those inputs also has a
+  dropout noise tensor of the same size (training mode).
+- ``input_copies``: with ``batch_first=True`` and a padded batch, each
+  direction of layer 0 saves a contiguous copy of the transposed input, ``N*I``
+  (for a contiguous ``(B, T, I)`` input with ``B > 1`` and ``T > 1``; otherwise
+  the transpose is contiguous already and nothing is copied).
+- ``packed_overhang``: in a packed batch the batch shrinks over time; a state
+  narrowed to fewer rows keeps its whole storage. Per layer, the forward and
+  the reverse direction each keep ``(B - b_last) * w`` more, where ``b_last``
+  is the number of longest sequences and ``w`` is ``h + r`` (LSTM) or ``h``
+  (GRU). An RNN saves no narrowed state going forward, and going backward it
+  saves each state it widens: ``sum over distinct lengths l < max of
+  #(lengths >= l) * h``.
+
+Cells, for one call on ``batch`` rows with no state passed: LSTMCell ``6*B*h``,
+GRUCell ``7*B*h``, RNNCell ``2*B*h``.
+
+>>> from torchlstm_params.formulas import RNNSpec
+>>> saved_activations(RNNSpec("GRU", 8, 16), batch=2, seq_len=3).elements  # 7 * 16 per token, 6 tokens
+672
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .compute import tokens
+from .errors import InvalidSettingsError
+from .formulas import RNNSpec
+
+__all__ = ["ITEMSIZE", "SavedActivations", "saved_activations"]
+
+_CELL_FACTOR = {"LSTMCell": 6, "GRUCell": 7, "RNNCell": 2}
+#: Bytes per element of the floating dtypes a recurrent module can hold (torch's names, no "torch." prefix).
+ITEMSIZE = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class SavedActivations:
+    """Elements autograd keeps for backward in one training forward call (see the module notes)."""
+
+    recurrence: int
+    layer_inputs: int
+    dropout_masks: int
+    input_copies: int
+    packed_overhang: int
+    dtype: str  # the module's parameter dtype, which its activations share
+    fused_on_cpu: bool  # a float32 LSTM without projection: the CPU runs oneDNN, which saves a workspace instead
+
+    @property
+    def itemsize(self) -> int:
+        return ITEMSIZE[self.dtype]
+
+    @property
+    def elements(self) -> int:
+        return self.recurrence + self.layer_inputs + self.dropout_masks + self.input_copies + self.packed_overhang
+
+    @property
+    def bytes(self) -> int:
+        return self.elements * self.itemsize
+
+
+def saved_activations(
+    spec: RNNSpec,
+    batch: int | None = None,
+    seq_len: int | None = None,
+    lengths: Sequence[int] | None = None,
+    *,
+    batch_first: bool = False,
+    dropout: float = 0.0,
+    dtype: str = "float32",
+) -> SavedActivations:
+    """Saved-for-backward elements of one training call of ``spec`` (padded, or packed with ``lengths``)."""
+    n = tokens(batch, seq_len, lengths)
+    if lengths is not None and min(lengths) < 1:
+        raise InvalidSettingsError(f"a packed batch has lengths >= 1 (pack_padded_sequence), got: {list(lengths)!r}")
+    rows = len(lengths) if lengths is not None else batch
+    assert rows is not None
+    if dtype not in ITEMSIZE:
+        raise InvalidSettingsError(f"dtype must be one of {', '.join(ITEMSIZE)}, got: {dtype!r}")
+    h, r, d, layers = spec.hidden_size, spec.recurrent_size, spec.directions, spec.num_layers
+    fused = spec.kind == "LSTM" and spec.proj_size == 0 and dtype == "float32"
+    if spec.is_cell:
+        return SavedActivations(_CELL_FACTOR[spec.kind] * rows * h, 0, 0, 0, 0, dtype, False)
+    if spec.kind == "LSTM":
+        per_direction = n * (6 * h + r + (h if spec.proj_size else 0))
+    elif spec.kind == "GRU":
+        per_direction = n * 7 * h
+    else:  # RNN_TANH, RNN_RELU
+        per_direction = n * h + rows * h
+    between = (layers - 1) * n * d * r
+    transposed_is_a_copy = batch_first and lengths is None and batch != 1 and seq_len != 1
+    copies = d * n * spec.input_size if transposed_is_a_copy else 0
+    return SavedActivations(
+        recurrence=layers * d * per_direction,
+        layer_inputs=between,
+        dropout_masks=between if dropout > 0 else 0,
+        input_copies=copies,
+        packed_overhang=layers * _overhang(spec, lengths),
+        dtype=dtype,
+        fused_on_cpu=fused,
+    )
+
+
+def _overhang(spec: RNNSpec, lengths: Sequence[int] | None) -> int:
+    """Extra saved elements of one layer (all directions) from a packed batch's changing batch size."""
+    if lengths is None:
+        return 0
+    h, r = spec.hidden_size, spec.recurrent_size
+    longest = max(lengths)
+    shrink = sum(n < longest for n in lengths)  # rows that drop out before the last step
+    if spec.kind in ("LSTM", "GRU"):
+        width = h + r if spec.kind == "LSTM" else h
+        return spec.directions * shrink * width
+    if spec.directions == 1:
+        return 0
+    widened = sum(sum(n >= length for n in lengths) for length in set(lengths) if length < longest)
+    return widened * h
