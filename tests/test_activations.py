@@ -210,3 +210,14 @@ def test_cli_prints_the_estimate(capsys):
     assert main(["GRU(8, 16)", "--batch", "2", "--seq-len", "3", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["recurrent"][0]["saved"]["bytes"] == 2688  # 672 floats, derived by hand above
+
+
+def test_cli_training_memory_adds_the_saved_activations(capsys):
+    assert main(["LSTM(8, 16, proj_size=4)", "--batch", "2", "--seq-len", "3", "--optimizer", "adam"]) == 0
+    out = capsys.readouterr().out
+    params = 4 * 16 * (8 + 4) + 2 * 4 * 16 + 4 * 16  # 960, float32
+    saved = 6 * (6 * 16 + 4 + 16) * 4  # 6 tokens, 116 floats each (see test_hand_derived_figures)
+    assert f"recurrent activations saved for backward {saved:,} B" in out
+    assert f"= {4 * params * 4 + saved:,} B" in out  # weights + gradients + two Adam states + activations
+    assert main(["LSTM(8, 16)", "--optimizer", "adam"]) == 0
+    assert "activations not included: give --batch and --seq-len" in capsys.readouterr().out

@@ -178,11 +178,19 @@ def _run(args: argparse.Namespace) -> int:
     report = summarize(model, max_depth=args.depth, batch=args.batch, seq_len=args.seq_len, lengths=lengths)
     if args.optimizer is not None:
         memory = training_memory(model, args.optimizer)
-        notes.append(
+        line = (
             f"training memory with {memory.optimizer}: weights {format_bytes(memory.weights)} + gradients "
-            f"{format_bytes(memory.gradients)} + optimizer state {format_bytes(memory.optimizer_state)} = "
-            f"{format_bytes(memory.total)} (activations not included)"
+            f"{format_bytes(memory.gradients)} + optimizer state {format_bytes(memory.optimizer_state)}"
         )
+        if report.tokens is None:
+            line += f" = {format_bytes(memory.total)} (activations not included: give --batch and --seq-len)"
+        else:
+            saved = sum(e.saved.bytes for e in report.recurrent if e.saved is not None)
+            line += (
+                f" + recurrent activations saved for backward {format_bytes(saved)} = "
+                f"{format_bytes(memory.total + saved)} (other layers' activations not included)"
+            )
+        notes.append(line)
     if args.budget is not None:
         notes.extend(_budget_lines(args, report, args.budget))
     problems: tuple[str, ...] = ()
