@@ -11,7 +11,8 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import compress
+from itertools import accumulate, compress, repeat
+from operator import attrgetter, getitem, sub
 
 import torch
 
@@ -35,6 +36,9 @@ class Tally:
     buffer_count: int = 0  # unique buffers, lazy ones included
     buffer_elements: int = 0
     buffer_bytes: int = 0
+
+
+_metadata = attrgetter("shape", "requires_grad", "dtype")
 
 
 def _join(path: str, name: str) -> str:
@@ -68,6 +72,8 @@ def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
     run_dtype: torch.dtype | None = None
     run = 0
     buffers_seen: set[int] = set()
+    exact = result.exact
+    all_trainable: dict[tuple[int, torch.dtype], list[tuple[tuple[int, ...], bool, torch.dtype]]] = {}
 
     for i, module in enumerate(modules):
         if module._buffers:
@@ -78,22 +84,32 @@ def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
         if f is not None and tuple(params.keys()) == f.names:
             # The formula's names: one read of each tensor's shape, flag and dtype decides
             # whether its shapes are the formula's too, and then the sizes are known.
+            values = params.values()
             try:
-                meta = [(p.shape, p.requires_grad, p.dtype) for p in params.values()]  # type: ignore[union-attr]
-                shapes, flags, dtypes = zip(*meta, strict=True)
+                meta = list(map(_metadata, values))
             except (AttributeError, RuntimeError):  # a None slot; an UninitializedParameter has no shape
-                shapes = ()
-            if shapes == f.shapes:
-                result.exact.add(i)
-                extend(map(id, params.values()))
-                own[i] = f.params
-                own_train[i] = f.params if all(flags) else sum(compress(f.numels, flags))
-                if dtypes.count(dtypes[0]) == len(dtypes):
-                    by_dtype[dtypes[0]] = by_dtype.get(dtypes[0], 0) + f.params
-                else:
+                meta = []
+            if meta:
+                dtype = meta[0][2]
+                settings_key = (id(f), dtype)
+                typical = all_trainable.get(settings_key)
+                if typical is None:  # every tensor trainable, one dtype: the common case, one comparison
+                    typical = all_trainable[settings_key] = [(shape, True, dtype) for shape in f.shapes]
+                if meta == typical:
+                    exact.add(i)
+                    extend(map(id, values))
+                    own[i] = own_train[i] = f.params
+                    by_dtype[dtype] = by_dtype.get(dtype, 0) + f.params
+                    continue
+                shapes, flags, dtypes = zip(*meta, strict=True)
+                if shapes == f.shapes:
+                    exact.add(i)
+                    extend(map(id, values))
+                    own[i] = f.params
+                    own_train[i] = sum(compress(f.numels, flags))
                     for dt, k in zip(dtypes, f.numels, strict=True):
                         by_dtype[dt] = by_dtype.get(dt, 0) + k
-                continue
+                    continue
         if not params:
             continue
         acc = acc_train = 0
@@ -198,12 +214,14 @@ def _sum_subtrees(
     tree: Tree, result: Tally, first: dict[int, int], sites: dict[int, list[int]], tensors: dict[int, torch.Tensor]
 ) -> None:
     """Turn per-node counts into subtree counts, each shared tensor once per subtree."""
-    own, own_train, own_lazy, parents = result.params, result.trainable, result.lazy, tree.parents
-    for i in range(len(tree) - 1, 0, -1):  # children come after parents in pre-order
-        up = parents[i]
-        own[up] += own[i]
-        own_train[up] += own_train[i]
-        own_lazy[up] += own_lazy[i]
+    parents, ends = tree.parents, tree.ends
+    # Pre-order: node i's subtree is i .. ends[i]-1, so its sum is a difference of prefix sums.
+    result.params, result.trainable, result.lazy = (
+        _subtree_sums(result.params, ends),
+        _subtree_sums(result.trainable, ends),
+        _subtree_sums(result.lazy, ends),
+    )
+    own, own_train, own_lazy = result.params, result.trainable, result.lazy
     # A shared tensor is in the sums of its first site's ancestors; add it once to the
     # ancestors of its further sites that do not hold it yet.
     for key, further in sites.items():
@@ -220,6 +238,12 @@ def _sum_subtrees(
                 own_train[node] += k_train
                 own_lazy[node] += lazy
                 node = parents[node]
+
+
+def _subtree_sums(own: list[int], ends: list[int]) -> list[int]:
+    """Per node, the sum of ``own`` over its subtree (pre-order: ``i .. ends[i]-1``)."""
+    prefix = [0, *accumulate(own)]
+    return list(map(sub, map(getitem, repeat(prefix), ends), prefix[:-1]))
 
 
 def _add_buffers(result: Tally, buffers: Iterable[torch.Tensor | None], seen: set[int]) -> None:
