@@ -181,27 +181,39 @@ def call(fn: Callable[[nn.Module], int], model: nn.Module, limit: float) -> int:
         signal.signal(signal.SIGALRM, previous)
 
 
-def measure(fn: Callable[[nn.Module], int], model: nn.Module, truth: int, repeats: int, limit: float) -> Result:
+BATCH_SECONDS = 0.05  # fast calls are timed in batches of at least this long, like timeit
+
+
+def _batch(fn: Callable[[nn.Module], int], model: nn.Module, calls: int) -> int:
+    """Picoseconds per call over ``calls`` back-to-back calls (an int, as ``call`` returns)."""
     start = time.perf_counter()
+    for _ in range(calls):
+        fn(model)
+    return round((time.perf_counter() - start) * 1e12 / calls)
+
+
+def measure(fn: Callable[[nn.Module], int], model: nn.Module, truth: int, repeats: int, limit: float) -> Result:
+    """Median seconds per call over ``repeats`` timed batches; a call under 50 ms is repeated within a batch."""
     try:
-        value = call(fn, model, limit)
+        value = call(fn, model, limit)  # the first call pays for imports and caches: not timed
+        start = time.perf_counter()
+        call(fn, model, limit)
+        single = time.perf_counter() - start
     except TimedOut:
         return Result(None, None, f"gave up after {limit:.0f} s", False)
     except Exception as exc:  # noqa: BLE001 - a peer's failure is a result
         return Result(None, None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:60]}", False)
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(repeats if first < 1.0 else 1):  # slow calls: one more timed run is enough
+    calls = max(1, int(BATCH_SECONDS / max(single, 1e-7)))
+    per_call = []
+    for _ in range(repeats if single < 1.0 else 1):  # slow calls: one more timed run is enough
         gc.collect()
-        start = time.perf_counter()
-        call(fn, model, limit)
-        times.append(time.perf_counter() - start)
+        per_call.append(call(lambda m: _batch(fn, m, calls), model, limit * calls) / 1e12)
     gc.collect()
     tracemalloc.start()
     call(fn, model, limit)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return Result(statistics.median(times), peak / 1024, f"{value:,}", value == truth)
+    return Result(statistics.median(per_call), peak / 1024, f"{value:,}", value == truth)
 
 
 def profile_summary(model: nn.Module) -> str:
@@ -215,6 +227,51 @@ def profile_summary(model: nn.Module) -> str:
     return "\n".join(lines[:8])
 
 
+def phase_breakdown(model: nn.Module, repeats: int) -> str:
+    """Median ms of each phase of ``summarize`` on ``model``, timed apart, next to the baseline.
+
+    cProfile's own times inflate code made of many small calls; these are plain
+    wall times with the collector paused, as ``summarize`` runs them.
+    """
+    from operator import attrgetter
+
+    from torchlstm_params.registry import default_registry
+    from torchlstm_params.report import _detect_all
+    from torchlstm_params.tally import tally
+    from torchlstm_params.walk import walk
+
+    tree = walk(model)
+    recurrent = _detect_all(tree, default_registry)
+    formulas = {i: f for i, (_, f) in recurrent.items()}
+    inside = [p for i in recurrent for p in tree.modules[i]._parameters.values() if p is not None]
+    metadata = attrgetter("shape", "requires_grad", "dtype")
+
+    def median_ms(fn: Callable[[], object]) -> float:
+        times = []
+        for _ in range(repeats):
+            gc.collect()
+            gc.disable()
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+            gc.enable()
+        return statistics.median(times) * 1e3
+
+    phases = [
+        ("baseline: sum(p.numel() for p in model.parameters())", median_ms(lambda: baseline(model))),
+        ("summarize, whole call", median_ms(lambda: summarize(model))),
+        ("  walk: the module tree, iteratively (paths, depths, parents)", median_ms(lambda: walk(model))),
+        ("  detect: recurrent settings and formulas", median_ms(lambda: _detect_all(tree, default_registry))),
+        ("  tally: counts, dtypes, sharing, subtree sums", median_ms(lambda: tally(tree, formulas))),
+        (
+            f"    of which: reading shape, requires_grad and dtype of the {len(inside):,} recurrent tensors",
+            median_ms(lambda: list(map(metadata, inside))),
+        ),
+    ]
+    width = max(len(name) for name, _ in phases)
+    return "\n".join(f"{name:<{width}}  {ms:8.1f} ms" for name, ms in phases)
+
+
 def versions() -> str:
     names = ("torch", "torchinfo", "lightning", "fvcore", "tabulate")
     found = []
@@ -224,6 +281,12 @@ def versions() -> str:
         except metadata.PackageNotFoundError:
             found.append(f"{name} (not installed)")
     return ", ".join(found)
+
+
+def _milliseconds(seconds: float) -> str:
+    """Three significant digits at least: 213.4, 0.0412."""
+    ms = seconds * 1e3
+    return f"{ms:.1f}" if ms >= 10 else f"{ms:.3g}" if ms >= 0.01 else f"{ms:.2e}"
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -242,7 +305,7 @@ def main(argv: list[str] | None = None) -> str:
         base = results["baseline numel sum"].seconds
         for tool, r in results.items():
             ratio = "" if r.seconds is None or base is None else f"{r.seconds / base:.2f}x"
-            time_ms = "failed" if r.seconds is None else f"{r.seconds * 1e3:.1f}"
+            time_ms = "failed" if r.seconds is None else _milliseconds(r.seconds)
             peak = "" if r.peak_kib is None else f"{r.peak_kib:,.0f}"
             verdict = "yes" if r.correct else "**no**"
             rows.append(f"| {name} | {tool} | {time_ms} | {ratio} | {peak} | {r.reported} | {verdict} |")
@@ -254,12 +317,15 @@ def main(argv: list[str] | None = None) -> str:
         [
             "# torchlstm_params against its peers",
             "",
-            f"Command: `{command}` (scale {args.scale}, {args.repeats} timed runs each, median).",
+            f"Command: `{command}` (scale {args.scale}, median of {args.repeats} timed batches per tool and "
+            f"model; a call under {BATCH_SECONDS * 1e3:.0f} ms is repeated back to back within a batch of at "
+            "least that long).",
             f"Machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
             f"{torch.get_num_threads()} torch threads, Python {platform.python_version()}.",
             f"Packages: {versions()}.",
             "",
-            "Time is the median wall time of one call; the ratio is against the bare numel sum of the same "
+            "Time is the median wall time of one call (the first call, which pays for imports, is not timed); "
+            "the ratio is against the bare numel sum of the same "
             "model in the same run; peak is the Python memory (tracemalloc) one call allocates, in KiB. "
             "A peer that raises is reported with its exception.",
             "",
@@ -267,7 +333,15 @@ def main(argv: list[str] | None = None) -> str:
             "|---|---|---:|---:|---:|---:|---|",
             *rows,
             "",
-            "Where the time of `summarize` goes on model 1 (cProfile, top functions by own time):",
+            "Where the time of `summarize` goes on model 1: each phase timed apart (median of "
+            f"{max(args.repeats, 3)} runs, collector paused as in `summarize`; the rest of the whole call is "
+            "the recurrent entries, the module rows and the report):",
+            "",
+            "```text",
+            phase_breakdown(first_model, max(args.repeats, 3)),
+            "```",
+            "",
+            "And by function (cProfile, top own times; its overhead inflates the many small calls):",
             "",
             "```text",
             profile_summary(first_model),
