@@ -216,6 +216,16 @@ def test_impossible_settings_on_a_module_name_the_path():
         summarize(model)
 
 
+@pytest.mark.parametrize("value", [3.0, True, [3]])
+def test_settings_memo_tells_equal_values_of_other_types_apart(value):
+    """Validated settings are memoized across calls; 3, 3.0 and True hash alike but only 3 is valid."""
+    assert summarize(nn.GRU(2, 3)).recurrent[0].hidden_size == 3  # memoizes the int settings
+    gru = nn.GRU(2, 3)
+    gru.hidden_size = value  # type: ignore[assignment]
+    with pytest.raises(InvalidSettingsError, match=r"^\(root\) \(GRU\): hidden_size should be of type int"):
+        summarize(gru)
+
+
 @pytest.mark.parametrize("value", [None, "LSTM", torch.zeros(2), [nn.LSTM(2, 2)]])
 def test_non_module_argument_is_a_type_error(value):
     with pytest.raises(NotAModuleError, match=r"summarize\(\) expects a torch.nn.Module, got ") as info:

@@ -8,6 +8,7 @@ never looks at class names or reprs, so subclasses (an FSDP-wrapped
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -107,24 +108,35 @@ def _origin(module: nn.Module) -> tuple[str, bool]:
     return "torch.nn", False
 
 
-def _validate(raw: _Raw, path: str, module: nn.Module) -> Detected:
+@functools.lru_cache(maxsize=4096)
+def _settings(raw: _Raw, types: tuple[type, ...], origin: str, packed: bool) -> Detected:
+    """Validated settings, memoized across calls by value *and* type (``16``, ``16.0`` and ``True`` differ)."""
     kind, input_size, hidden_size, num_layers, bias, bidirectional, proj_size, dropout, batch_first = raw
-    try:  # flags go through bool(): torch itself only tests their truth
-        spec = make_spec(
-            kind,
-            input_size,
-            hidden_size,
-            num_layers,
-            bias=bool(bias),
-            bidirectional=bool(bidirectional),
-            proj_size=proj_size,
-        )
-        if isinstance(dropout, bool) or not isinstance(dropout, int | float):
-            raise InvalidSettingsError(f"dropout should be a number, got: {type(dropout).__name__} ({dropout!r})")
+    # flags go through bool(): torch itself only tests their truth
+    spec = make_spec(
+        kind,
+        input_size,
+        hidden_size,
+        num_layers,
+        bias=bool(bias),
+        bidirectional=bool(bidirectional),
+        proj_size=proj_size,
+    )
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float):
+        raise InvalidSettingsError(f"dropout should be a number, got: {type(dropout).__name__} ({dropout!r})")
+    return Detected(spec, float(dropout), bool(batch_first), origin, None, packed)
+
+
+def _validate(raw: _Raw, path: str, module: nn.Module) -> Detected:
+    origin, packed = _origin(module)
+    types = tuple(map(type, raw))
+    try:
+        try:
+            return _settings(raw, types, origin, packed)
+        except TypeError:  # an unhashable setting: validate without the memo, which names it
+            return _settings.__wrapped__(raw, types, origin, packed)
     except InvalidSettingsError as exc:
         raise InvalidSettingsError(f"{path or '(root)'} ({type(module).__name__}): {exc}") from None
-    origin, packed = _origin(module)
-    return Detected(spec, float(dropout), bool(batch_first), origin, None, packed)
 
 
 def _registered(recognizer: Recognizer, module: nn.Module, path: str) -> Detected:
