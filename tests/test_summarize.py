@@ -221,7 +221,7 @@ def test_settings_memo_tells_equal_values_of_other_types_apart(value):
     """Validated settings are memoized across calls; 3, 3.0 and True hash alike but only 3 is valid."""
     assert summarize(nn.GRU(2, 3)).recurrent[0].hidden_size == 3  # memoizes the int settings
     gru = nn.GRU(2, 3)
-    gru.hidden_size = value  # type: ignore[assignment]
+    gru.hidden_size = value
     with pytest.raises(InvalidSettingsError, match=r"^\(root\) \(GRU\): hidden_size should be of type int"):
         summarize(gru)
 
