@@ -91,6 +91,27 @@ def test_returned_state_sizes_are_exact(label, make):
     assert entry.state.output == out.numel()
     assert entry.state.h_n == states[0].numel()
     assert entry.state.c_n == (states[1].numel() if len(states) == 2 else 0)
+    assert entry.state.bytes == out.nbytes + sum(s.nbytes for s in states)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_returned_state_bytes_follow_the_module_dtype(dtype):
+    module = nn.GRU(5, 6, num_layers=2, bidirectional=True).to(dtype)
+    out, h = module(torch.zeros(4, 3, 5, dtype=dtype))
+    (entry,) = summarize(module, batch=3, seq_len=4).recurrent
+    assert entry.state is not None and entry.state.dtype == str(dtype).removeprefix("torch.")
+    assert entry.state.bytes == out.nbytes + h.nbytes
+
+
+def test_a_dtype_without_a_kernel_gets_elements_only():
+    module = nn.LSTM(5, 6).to(torch.float8_e4m3fn)  # torch stores it; no recurrent kernel computes in it
+    report = summarize(module, batch=3, seq_len=4)
+    (entry,) = report.recurrent
+    assert "Saved for bwd B" in str(report)
+    assert report.to_dict()["recurrent"][0]["state"]["bytes"] is None
+    assert entry.state is not None and entry.saved is None
+    assert (entry.state.elements, entry.state.bytes) == (4 * 3 * 6 + 3 * 6 + 3 * 6, None)
+    assert entry.compute is not None and entry.compute.forward_macs == 4 * 6 * (5 + 6) * 12
 
 
 def test_returned_state_of_a_packed_batch():

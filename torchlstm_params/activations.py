@@ -63,15 +63,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .compute import tokens
+from .compute import ITEMSIZE, tokens
 from .errors import InvalidSettingsError
 from .formulas import RNNSpec
 
 __all__ = ["ITEMSIZE", "SavedActivations", "saved_activations"]
 
 _CELL_FACTOR = {"LSTMCell": 6, "GRUCell": 7, "RNNCell": 2}
-#: Bytes per element of the floating dtypes a recurrent module can hold (torch's names, no "torch." prefix).
-ITEMSIZE = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from .formulas import RNNSpec, count_params
 
 __all__ = [
     "BACKWARD_FACTOR",
+    "ITEMSIZE",
     "Compute",
     "StateMemory",
     "closest_configs",
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 BACKWARD_FACTOR = 2  # backward MACs per forward MAC (input and weight gradients)
+#: Bytes per element of the floating dtypes a recurrent module can hold (torch's names, no "torch." prefix).
+ITEMSIZE = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
 
 
 def _layer_step_macs(spec: RNNSpec, layer: int) -> int:
@@ -109,26 +112,34 @@ class StateMemory:
     output: int  # tokens * D * r (a cell: h')
     h_n: int  # num_layers * D * batch * r
     c_n: int  # num_layers * D * batch * h (LSTM only)
+    dtype: str | None = "float32"  # what the module computes in (None: not a dtype of ITEMSIZE)
 
     @property
     def elements(self) -> int:
         return self.output + self.h_n + self.c_n
 
+    @property
+    def bytes(self) -> int | None:
+        return None if self.dtype is None else self.elements * ITEMSIZE[self.dtype]
 
-def state_memory(spec: RNNSpec, batch: int, n_tokens: int) -> StateMemory:
+
+def state_memory(spec: RNNSpec, batch: int, n_tokens: int, dtype: str | None = "float32") -> StateMemory:
     """Exact sizes of the tensors the module returns (what forward hands back, not what autograd saves).
 
     ``n_tokens`` is ``batch * seq_len`` (padded) or ``sum(lengths)`` (a PackedSequence's data rows);
-    a cell's figures are for one step of ``batch``.
+    a cell's figures are for one step of ``batch``. ``dtype`` (a key of :data:`ITEMSIZE`) gives the bytes.
     """
+    if dtype is not None and dtype not in ITEMSIZE:
+        raise InvalidSettingsError(f"dtype must be one of {', '.join(ITEMSIZE)}, got: {dtype!r}")
     r, h, d = spec.recurrent_size, spec.hidden_size, spec.directions
     lstm = spec.gates == 4
     if spec.is_cell:
-        return StateMemory(batch * h, 0, batch * h if lstm else 0)
+        return StateMemory(batch * h, 0, batch * h if lstm else 0, dtype)
     return StateMemory(
         n_tokens * d * r,
         spec.num_layers * d * batch * r,
         spec.num_layers * d * batch * h if lstm else 0,
+        dtype,
     )
 
 

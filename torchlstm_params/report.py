@@ -174,7 +174,7 @@ class RecurrentEntry(NamedTuple):
             "compute": None if self.compute is None else _compute_dict(self.compute),
             "state": None
             if self.state is None
-            else {**dataclasses.asdict(self.state), "elements": self.state.elements},
+            else {**dataclasses.asdict(self.state), "elements": self.state.elements, "bytes": self.state.bytes},
             "saved": None
             if self.saved is None
             else {**dataclasses.asdict(self.saved), "elements": self.saved.elements, "bytes": self.saved.bytes},
@@ -426,7 +426,7 @@ class _BatchShape:
 
     def figures(self, entry: RecurrentEntry, module: nn.Module) -> RecurrentEntry:
         """``entry`` with its compute, returned-state and saved-for-backward figures for this batch."""
-        dtype = _activation_dtype(module)
+        dtype: str | None = _activation_dtype(module)
         saved = None
         if dtype in ITEMSIZE:
             saved = saved_activations(
@@ -438,9 +438,11 @@ class _BatchShape:
                 dropout=entry.dropout,
                 dtype=dtype,
             )
+        else:  # a dtype no recurrent kernel computes in (float8, say): elements only
+            dtype = None
         return entry._replace(
             compute=compute(entry.spec, self.tokens),
-            state=state_memory(entry.spec, self.rows, self.tokens),
+            state=state_memory(entry.spec, self.rows, self.tokens, dtype),
             saved=saved,
         )
 
