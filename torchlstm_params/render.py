@@ -131,7 +131,7 @@ def compute_table(report: Report, tablefmt: str = "simple") -> str:
         if e.compute is None or e.state is None:
             continue
         c = e.compute
-        saved = "?" if e.saved is None else f"{e.saved.bytes:,}" + ("*" if e.saved.fused_on_cpu else "")
+        saved = "n/a" if e.saved is None else f"{e.saved.bytes:,}" + ("*" if e.saved.fused_on_cpu else "")
         if e.saved is not None and e.saved.fused_on_cpu:
             fused.append(e.name or "(root)")
         rows.append(
@@ -163,7 +163,8 @@ def compute_table(report: Report, tablefmt: str = "simple") -> str:
         f"Compute for {report.tokens:,} tokens (batch x seq_len, or the sum of packed lengths). MACs: matrix "
         "products incl. projection; elementwise ops counted apart; training = forward + 2x forward (backward). "
         "Saved for bwd: what autograd keeps from one training call on torch's native recurrence, no initial "
-        "state passed (see torchlstm_params.activations)."
+        "state passed (see torchlstm_params.activations); n/a where the forward is not torch's own recurrence "
+        "(dynamic-quantized, quantizable, registered or overridden) or the dtype is not one it computes in."
     )
     if fused:
         note += (

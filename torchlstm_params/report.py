@@ -428,7 +428,7 @@ class _BatchShape:
         """``entry`` with its compute, returned-state and saved-for-backward figures for this batch."""
         dtype: str | None = _activation_dtype(module)
         saved = None
-        if dtype in ITEMSIZE:
+        if dtype in ITEMSIZE and _runs_torch_recurrence(module):
             saved = saved_activations(
                 entry.spec,
                 self.batch,
@@ -445,6 +445,20 @@ class _BatchShape:
             state=state_memory(entry.spec, self.rows, self.tokens, dtype),
             saved=saved,
         )
+
+
+_TORCH_RECURRENCES = frozenset({nn.LSTM, nn.GRU, nn.RNN, nn.LSTMCell, nn.GRUCell, nn.RNNCell})
+
+
+def _runs_torch_recurrence(module: nn.Module) -> bool:
+    """Whether ``module``'s forward is torch's own, which the saved-activation figures model.
+
+    Dynamic-quantized modules (no autograd), torch's quantizable LSTM and registered
+    classes (recurrences written in Python), subclasses with their own forward, and
+    scripted RNNs (torch 2.13 compiles no forward for them) save something else or nothing.
+    """
+    defining = next((cls for cls in type(module).__mro__ if "forward" in vars(cls)), None)
+    return defining in _TORCH_RECURRENCES
 
 
 def _activation_dtype(module: nn.Module) -> str:
