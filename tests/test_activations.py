@@ -239,4 +239,5 @@ def test_other_recurrences_get_no_estimate():
         report = summarize(model, batch=2, seq_len=3)
         (entry,) = report.recurrent
         assert entry.saved is None and entry.compute is not None
+        assert entry.state is not None and entry.state.bytes == entry.state.elements * 4  # float32 all the same
         assert "n/a where the forward is not torch's own recurrence" in str(report)

@@ -427,8 +427,10 @@ class _BatchShape:
     def figures(self, entry: RecurrentEntry, module: nn.Module) -> RecurrentEntry:
         """``entry`` with its compute, returned-state and saved-for-backward figures for this batch."""
         dtype: str | None = _activation_dtype(module)
+        if dtype not in ITEMSIZE:  # a dtype no recurrent kernel computes in (float8, say): elements only
+            dtype = None
         saved = None
-        if dtype in ITEMSIZE and _runs_torch_recurrence(module):
+        if dtype is not None and _runs_torch_recurrence(module):
             saved = saved_activations(
                 entry.spec,
                 self.batch,
@@ -438,8 +440,6 @@ class _BatchShape:
                 dropout=entry.dropout,
                 dtype=dtype,
             )
-        else:  # a dtype no recurrent kernel computes in (float8, say): elements only
-            dtype = None
         return entry._replace(
             compute=compute(entry.spec, self.tokens),
             state=state_memory(entry.spec, self.rows, self.tokens, dtype),
