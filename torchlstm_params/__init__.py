@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from .activations import SavedActivations, saved_activations
 from .check import CODES, Problem, check, find_problems
 from .compute import closest_configs, fit_hidden_size
 from .distributed import LocalFigures, gather_ranks, local_figures
@@ -32,6 +33,7 @@ __all__ = [
     "RecurrentEntry",
     "Registry",
     "Report",
+    "SavedActivations",
     "SpecError",
     "TorchLstmParamsError",
     "__version__",
@@ -47,6 +49,7 @@ __all__ = [
     "local_figures",
     "make_spec",
     "register_recurrent",
+    "saved_activations",
     "summarize",
     "training_memory",
 ]
