@@ -241,3 +241,19 @@ def test_other_recurrences_get_no_estimate():
         assert entry.saved is None and entry.compute is not None
         assert entry.state is not None and entry.state.bytes == entry.state.elements * 4  # float32 all the same
         assert "n/a where the forward is not torch's own recurrence" in str(report)
+
+
+@pytest.mark.parametrize("kind", [nn.LSTM, nn.GRU, nn.RNN])
+def test_unsorted_packed_batch(kind):
+    """enforce_sorted=False: torch also saves the PackedSequence's own index tensor, which is the caller's."""
+    torch.manual_seed(0)
+    module = kind(4, 8, num_layers=2, bidirectional=True)
+    lengths = [2, 5, 1, 3]
+    x = torch.randn(5, 4, 4, requires_grad=True)
+    packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+    assert packed.sorted_indices is not None and packed.unsorted_indices is not None
+    caller = (x, packed.data, packed.sorted_indices, packed.unsorted_indices)
+    with torch.backends.mkldnn.flags(enabled=False):
+        measured, _ = saved_bytes(module, packed, caller=caller)
+    (entry,) = summarize(module, lengths=lengths).recurrent
+    assert entry.saved is not None and measured == entry.saved.bytes

@@ -5,7 +5,7 @@ the step-by-step implementation torch runs on the CPU for GRU, RNN, LSTM with
 ``proj_size``, and any LSTM when oneDNN is off or the dtype is not one it takes.
 Counted the way the memory is really held: each saved tensor's whole storage,
 each storage once, parameters and the caller's own tensors (the input, a
-PackedSequence's data) excluded. Measured with
+PackedSequence's data and, with ``enforce_sorted=False``, its index tensors) excluded. Measured with
 ``torch.autograd.graph.saved_tensors_hooks`` on torch 2.13, the figure equals
 the saved storages to the byte for every setting in ``tests/test_activations.py``
 (tolerance 0). It is not exact in general, and these are the reasons:
