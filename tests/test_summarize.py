@@ -226,6 +226,17 @@ def test_settings_memo_tells_equal_values_of_other_types_apart(value):
         summarize(gru)
 
 
+@pytest.mark.parametrize(("field", "value"), [("hidden_size", 3.0), ("num_layers", True), ("dropout", True)])
+def test_a_later_module_with_an_equal_value_of_another_type_is_not_taken_as_valid(field, value):
+    """Within one summary too: the second GRU's 3.0 (or True) must not hit the first GRU's valid entry."""
+    model = nn.Sequential(nn.GRU(2, 3), nn.GRU(2, 3))
+    if field == "dropout":
+        model[0].dropout = 1  # an int 1 is a valid dropout and hashes like True
+    setattr(model[1], field, value)
+    with pytest.raises(InvalidSettingsError, match=rf"^1 \(GRU\): {field} should be"):
+        summarize(model)
+
+
 @pytest.mark.parametrize("value", [None, "LSTM", torch.zeros(2), [nn.LSTM(2, 2)]])
 def test_non_module_argument_is_a_type_error(value):
     with pytest.raises(NotAModuleError, match=r"summarize\(\) expects a torch.nn.Module, got ") as info:

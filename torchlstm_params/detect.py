@@ -100,6 +100,22 @@ def _raw(module: nn.Module) -> _Raw | None:
     return None
 
 
+def _keyable(raw: _Raw) -> bool:
+    """Whether ``raw`` can key the per-summary cache by value: its sizes are exact ints, dropout is no bool.
+
+    Values that compare equal but differ in type (``3``, ``3.0``, ``True``) validate differently;
+    the flags go through ``bool()`` anyway, so only these fields matter.
+    """
+    _, input_size, hidden_size, num_layers, _, _, proj_size, dropout, _ = raw
+    return (
+        type(input_size) is int
+        and type(hidden_size) is int
+        and type(num_layers) is int
+        and type(proj_size) is int
+        and type(dropout) is not bool
+    )
+
+
 def _origin(module: nn.Module) -> tuple[str, bool]:
     if isinstance(module, qdynamic.RNNBase | qdynamic.RNNCellBase):
         return "torch.ao.nn.quantized.dynamic", True
@@ -183,6 +199,8 @@ def detect(
     if raw is None:
         return None
     if cache is None:
+        return _validate(raw, path, module)
+    if not _keyable(raw):  # 3.0 or True where an int belongs would hit the entry of a valid 3
         return _validate(raw, path, module)
     cls = type(module)
     key = raw if cls in _PLAIN else (cls, raw)  # the common classes skip building a nested key
