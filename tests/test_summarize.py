@@ -231,7 +231,7 @@ def test_a_later_module_with_an_equal_value_of_another_type_is_not_taken_as_vali
     """Within one summary too: the second GRU's 3.0 (or True) must not hit the first GRU's valid entry."""
     model = nn.Sequential(nn.GRU(2, 3), nn.GRU(2, 3))
     if field == "dropout":
-        model[0].dropout = 1  # an int 1 is a valid dropout and hashes like True
+        model[0].dropout = 1  # type: ignore[assignment]  # an int 1 is a valid dropout and hashes like True
     setattr(model[1], field, value)
     with pytest.raises(InvalidSettingsError, match=rf"^1 \(GRU\): {field} should be"):
         summarize(model)
