@@ -7,7 +7,7 @@ parameter, Adam/AdamW ``exp_avg`` and ``exp_avg_sq`` (and a scalar ``step``,
 not counted) per parameter, in the parameter's dtype unless ``state_dtype`` says
 otherwise (e.g. fp32 state for bf16 weights); ``master_weights=True`` adds an
 fp32 copy of every trainable weight (mixed-precision training). Activations
-are not included.
+are not included here: see :mod:`torchlstm_params.activations`.
 """
 
 from __future__ import annotations
