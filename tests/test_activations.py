@@ -134,8 +134,9 @@ def test_cells_save_exactly_the_estimate(kind, batch, hidden, bias):
     assert measured == saved_activations(make_spec(kind, 5, hidden), batch, 1).bytes
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(sequence_configs())
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
 def test_fused_flag_says_when_the_cpu_saves_a_workspace_instead(c):
     """With torch's default backends, the CPU saves a oneDNN workspace exactly where the entry says so."""
     # bfloat16 LSTMs go to oneDNN too on CPUs with native bf16 support, which the flag does not claim to know.
@@ -257,3 +258,17 @@ def test_unsorted_packed_batch(kind):
         measured, _ = saved_bytes(module, packed, caller=caller)
     (entry,) = summarize(module, lengths=lengths).recurrent
     assert entry.saved is not None and measured == entry.saved.bytes
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
+@pytest.mark.parametrize(("lengths", "fused"), [([3, 3, 3], True), ([3, 3, 2], False), ([1], True)])
+def test_packed_lstm_goes_to_onednn_only_when_rectangular(lengths, fused):
+    module = nn.LSTM(4, 8, num_layers=2, bidirectional=True)
+    x = torch.randn(max(lengths), len(lengths), 4, requires_grad=True)
+    packed = pack_padded_sequence(x, lengths)
+    measured, workspace = saved_bytes(module, packed, caller=(x, packed.data))
+    (entry,) = summarize(module, lengths=lengths).recurrent
+    assert entry.saved is not None
+    assert workspace == entry.saved.fused_on_cpu == fused
+    if not fused:
+        assert measured == entry.saved.bytes

@@ -15,9 +15,11 @@ the saved storages to the byte for every setting in ``tests/test_activations.py`
   kind runs cuDNN on CUDA. These keep the layer outputs and final states plus
   an opaque workspace whose size the kernel library chooses (measured on the
   CPU: never below 28 KiB, about 4x the gate activations above that). Entries
-  on that path (float32 LSTM without projection; torch picks oneDNN for
-  bfloat16 and float16 too on CPUs with native support for them) carry
-  ``fused_on_cpu=True``, and the figure stays the native one.
+  on that path (float32 LSTM without projection on a padded batch, or a packed
+  one whose lengths are all equal; other packed batches take the native
+  recurrence; torch picks oneDNN for bfloat16 and float16 too on CPUs with
+  native support for them) carry ``fused_on_cpu=True``, and the figure stays
+  the native one.
 - **Other torch versions** may reorder the steps and save other views; the
   figure is checked against 2.13 only.
 - **States passed in by the caller** (``h0``/``c0``) are the caller's: the
@@ -87,7 +89,7 @@ class SavedActivations:
     input_copies: int
     packed_overhang: int
     dtype: str  # the module's parameter dtype, which its activations share
-    fused_on_cpu: bool  # a float32 LSTM without projection: the CPU runs oneDNN, which saves a workspace instead
+    fused_on_cpu: bool  # a float32 LSTM without projection on a rectangular batch: oneDNN saves a workspace
 
     @property
     def itemsize(self) -> int:
@@ -121,7 +123,9 @@ def saved_activations(
     if dtype not in ITEMSIZE:
         raise InvalidSettingsError(f"dtype must be one of {', '.join(ITEMSIZE)}, got: {dtype!r}")
     h, r, d, layers = spec.hidden_size, spec.recurrent_size, spec.directions, spec.num_layers
-    fused = spec.kind == "LSTM" and spec.proj_size == 0 and dtype == "float32"
+    # oneDNN takes a padded batch, and a packed one whose lengths are all equal (a rectangle after all).
+    rectangular = lengths is None or min(lengths) == max(lengths)
+    fused = spec.kind == "LSTM" and spec.proj_size == 0 and dtype == "float32" and rectangular
     if spec.is_cell:
         return SavedActivations(_CELL_FACTOR[spec.kind] * rows * h, 0, 0, 0, 0, dtype, False)
     if spec.kind == "LSTM":
