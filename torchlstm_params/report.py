@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .activations import ITEMSIZE, SavedActivations, saved_activations
 from .compute import Compute, StateMemory, compute, state_memory, tokens
@@ -451,12 +452,15 @@ _TORCH_RECURRENCES = frozenset({nn.LSTM, nn.GRU, nn.RNN, nn.LSTMCell, nn.GRUCell
 
 
 def _runs_torch_recurrence(module: nn.Module) -> bool:
-    """Whether ``module``'s forward is torch's own, which the saved-activation figures model.
+    """Whether ``module``'s forward is torch's own and nothing else, which the saved-activation figures model.
 
     Dynamic-quantized modules (no autograd), torch's quantizable LSTM and registered
     classes (recurrences written in Python), subclasses with their own forward, and
-    scripted RNNs (torch 2.13 compiles no forward for them) save something else or nothing.
+    scripted RNNs (torch 2.13 compiles no forward for them) save something else or nothing;
+    parametrized weights (weight_norm, say) and forward hooks save their own tensors on top.
     """
+    if parametrize.is_parametrized(module) or module._forward_pre_hooks or module._forward_hooks:
+        return False
     defining = next((cls for cls in type(module).__mro__ if "forward" in vars(cls)), None)
     return defining in _TORCH_RECURRENCES
 
