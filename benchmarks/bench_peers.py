@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import gc
 import io
 import platform
@@ -184,7 +185,7 @@ def call(fn: Callable[[nn.Module], int], model: nn.Module, limit: float) -> int:
 BATCH_SECONDS = 0.05  # fast calls are timed in batches of at least this long, like timeit
 
 
-def _batch(fn: Callable[[nn.Module], int], model: nn.Module, calls: int) -> int:
+def _batch(fn: Callable[[nn.Module], int], model: nn.Module, *, calls: int) -> int:
     """Picoseconds per call over ``calls`` back-to-back calls (an int, as ``call`` returns)."""
     start = time.perf_counter()
     for _ in range(calls):
@@ -192,8 +193,19 @@ def _batch(fn: Callable[[nn.Module], int], model: nn.Module, calls: int) -> int:
     return round((time.perf_counter() - start) * 1e12 / calls)
 
 
-def measure(fn: Callable[[nn.Module], int], model: nn.Module, truth: int, repeats: int, limit: float) -> Result:
-    """Median seconds per call over ``repeats`` timed batches; a call under 50 ms is repeated within a batch."""
+@dataclass
+class _Plan:
+    """One tool on one model: its answer, and how many calls make a timed batch."""
+
+    fn: Callable[[nn.Module], int]
+    value: int
+    calls: int
+    single: float
+    per_call: list[float]
+
+
+def _prepare(fn: Callable[[nn.Module], int], model: nn.Module, limit: float) -> _Plan | Result:
+    """The tool's answer and batch size, or a Result saying how it failed."""
     try:
         value = call(fn, model, limit)  # the first call pays for imports and caches: not timed
         start = time.perf_counter()
@@ -203,17 +215,38 @@ def measure(fn: Callable[[nn.Module], int], model: nn.Module, truth: int, repeat
         return Result(None, None, f"gave up after {limit:.0f} s", False)
     except Exception as exc:  # noqa: BLE001 - a peer's failure is a result
         return Result(None, None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:60]}", False)
-    calls = max(1, int(BATCH_SECONDS / max(single, 1e-7)))
-    per_call = []
-    for _ in range(repeats if single < 1.0 else 1):  # slow calls: one more timed run is enough
+    return _Plan(fn, value, max(1, int(BATCH_SECONDS / max(single, 1e-7))), single, [])
+
+
+def measure_all(
+    tools: list[tuple[str, Callable[[nn.Module], int]]], model: nn.Module, truth: int, repeats: int, limit: float
+) -> dict[str, Result]:
+    """Every tool on ``model``: median seconds per call over ``repeats`` rounds of timed batches.
+
+    The rounds go round-robin over the tools (tool A's batch, B's, C's, then A's again), so
+    that a noisy moment on this shared machine falls on all of them alike rather than on one.
+    A call under 50 ms is repeated back to back within its batch; a call over a second is
+    timed once more.
+    """
+    plans = {name: _prepare(fn, model, limit) for name, fn in tools}
+    for round_ in range(repeats):
+        for plan in plans.values():
+            if isinstance(plan, _Plan) and (round_ == 0 or plan.single < 1.0):
+                gc.collect()
+                picoseconds = call(functools.partial(_batch, plan.fn, calls=plan.calls), model, limit * plan.calls)
+                plan.per_call.append(picoseconds / 1e12)
+    results: dict[str, Result] = {}
+    for name, plan in plans.items():
+        if isinstance(plan, Result):
+            results[name] = plan
+            continue
         gc.collect()
-        per_call.append(call(lambda m: _batch(fn, m, calls), model, limit * calls) / 1e12)
-    gc.collect()
-    tracemalloc.start()
-    call(fn, model, limit)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return Result(statistics.median(per_call), peak / 1024, f"{value:,}", value == truth)
+        tracemalloc.start()
+        call(plan.fn, model, limit)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        results[name] = Result(statistics.median(plan.per_call), peak / 1024, f"{plan.value:,}", plan.value == truth)
+    return results
 
 
 def profile_summary(model: nn.Module) -> str:
@@ -301,7 +334,7 @@ def main(argv: list[str] | None = None) -> str:
     first_model = None
     for name, model, truth, how in models(args.scale):
         first_model = first_model or model
-        results = {tool: measure(fn, model, truth, args.repeats, args.limit) for tool, fn in TOOLS}
+        results = measure_all(TOOLS, model, truth, args.repeats, args.limit)
         base = results["baseline numel sum"].seconds
         for tool, r in results.items():
             ratio = "" if r.seconds is None or base is None else f"{r.seconds / base:.2f}x"
@@ -318,8 +351,8 @@ def main(argv: list[str] | None = None) -> str:
             "# torchlstm_params against its peers",
             "",
             f"Command: `{command}` (scale {args.scale}, median of {args.repeats} timed batches per tool and "
-            f"model; a call under {BATCH_SECONDS * 1e3:.0f} ms is repeated back to back within a batch of at "
-            "least that long).",
+            f"model, in rounds that go round-robin over the tools; a call under {BATCH_SECONDS * 1e3:.0f} ms is "
+            "repeated back to back within a batch of at least that long).",
             f"Machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
             f"{torch.get_num_threads()} torch threads, Python {platform.python_version()}.",
             f"Packages: {versions()}.",
