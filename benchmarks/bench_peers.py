@@ -216,7 +216,8 @@ def _prepare(fn: Callable[[nn.Module], int], model: nn.Module, limit: float) -> 
         return Result(None, None, f"gave up after {limit:.0f} s", False)
     except Exception as exc:  # noqa: BLE001 - a peer's failure is a result
         return Result(None, None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:60]}", False)
-    return _Plan(fn, value, max(1, int(BATCH_SECONDS / max(single, 1e-7))), single, [])
+    # A call of a second or more is timed by that second call alone: more rounds would only add minutes.
+    return _Plan(fn, value, max(1, int(BATCH_SECONDS / max(single, 1e-7))), single, [single] if single >= 1.0 else [])
 
 
 def measure_all(
@@ -226,13 +227,13 @@ def measure_all(
 
     The rounds go round-robin over the tools (tool A's batch, B's, C's, then A's again), so
     that a noisy moment on this shared machine falls on all of them alike rather than on one.
-    A call under 50 ms is repeated back to back within its batch; a call over a second is
-    timed once more.
+    A call under 50 ms is repeated back to back within its batch; a call of a second or more
+    is timed once, after its first (untimed) call.
     """
     plans = {name: _prepare(fn, model, limit) for name, fn in tools}
-    for round_ in range(repeats):
+    for _ in range(repeats):
         for plan in plans.values():
-            if isinstance(plan, _Plan) and (round_ == 0 or plan.single < 1.0):
+            if isinstance(plan, _Plan) and plan.single < 1.0:
                 gc.collect()
                 picoseconds = call(functools.partial(_batch, plan.fn, calls=plan.calls), model, limit * plan.calls)
                 plan.per_call.append(picoseconds / 1e12)
