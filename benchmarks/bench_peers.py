@@ -232,9 +232,9 @@ def measure_all(
     """
     plans = {name: _prepare(fn, model, limit) for name, fn in tools}
     for _ in range(repeats):
+        gc.collect()  # once a round: with torch and lightning imported a collection takes a good 0.1 s
         for plan in plans.values():
             if isinstance(plan, _Plan) and plan.single < 1.0:
-                gc.collect()
                 picoseconds = call(functools.partial(_batch, plan.fn, calls=plan.calls), model, limit * plan.calls)
                 plan.per_call.append(picoseconds / 1e12)
     results: dict[str, Result] = {}
@@ -242,8 +242,7 @@ def measure_all(
         if isinstance(plan, Result):
             results[name] = plan
             continue
-        gc.collect()
-        tracemalloc.start()
+        tracemalloc.start()  # counts only what the call allocates: older garbage is not in the peak
         try:
             call(plan.fn, model, TRACED_SLOWDOWN * limit)
             peak: float | None = tracemalloc.get_traced_memory()[1] / 1024
@@ -287,8 +286,8 @@ def phase_breakdown(model: nn.Module, repeats: int) -> str:
 
     def median_ms(fn: Callable[[], object]) -> float:
         times = []
+        gc.collect()
         for _ in range(repeats):
-            gc.collect()
             gc.disable()
             start = time.perf_counter()
             fn()
