@@ -271,3 +271,16 @@ def test_cli_compute_errors(capsys, argv, message):
     code, out, err = run(capsys, *argv)
     assert (code, out) == (2, "")
     assert message in err
+
+
+def test_checkpoint_with_a_batch_gives_saved_activations_and_says_what_it_assumed(tmp_path: Path, capsys):
+    model = nn.Sequential(nn.Embedding(100, 16), nn.GRU(16, 32, num_layers=2)).to(torch.bfloat16)
+    path = tmp_path / "gru.pt"
+    torch.save(model.state_dict(), path)
+    code, out, _ = run(capsys, path, "--batch", "4", "--seq-len", "10", "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    (entry,) = data["recurrent"]
+    # 40 tokens: 2 layers x 7 x 32 per token (GRU) + layer 1's 32-wide input, 2 bytes each (bfloat16)
+    assert entry["saved"]["bytes"] == (2 * 40 * 7 * 32 + 40 * 32) * 2
+    assert any("stores no dropout or batch_first" in note for note in data["notes"])

@@ -176,6 +176,11 @@ def _run(args: argparse.Namespace) -> int:
     model, notes = _model(args)
     lengths = _lengths(args.lengths)
     report = summarize(model, max_depth=args.depth, batch=args.batch, seq_len=args.seq_len, lengths=lengths)
+    if report.tokens is not None and report.recurrent and (args.kind or _kind(args.spec)) == "checkpoint":
+        notes.append(
+            "a state dict stores no dropout or batch_first: the saved-for-backward figures take dropout=0 and "
+            "batch_first=False"
+        )
     if args.optimizer is not None:
         memory = training_memory(model, args.optimizer)
         line = (
