@@ -59,13 +59,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--keras", action="store_true", help="add the Keras-convention count")
     parser.add_argument("--explain", action="store_true", help="print the derivation of every recurrent count")
     parser.add_argument("--check", action="store_true", help="run the sanity check; a problem sets exit code 1")
-    parser.add_argument("--batch", type=int, default=None, help="batch size for compute and state figures")
-    parser.add_argument("--seq-len", type=int, default=None, help="sequence length for compute and state figures")
+    parser.add_argument(
+        "--batch", type=int, default=None, help="batch size for compute, returned-state and saved-for-backward figures"
+    )
+    parser.add_argument(
+        "--seq-len",
+        type=int,
+        default=None,
+        help="sequence length for compute, returned-state and saved-for-backward figures",
+    )
     parser.add_argument(
         "--lengths", default=None, help="comma-separated lengths of a packed batch (instead of --seq-len)"
     )
     parser.add_argument(
-        "--optimizer", choices=sorted(OPTIMIZER_STATES), default=None, help="print training memory with this optimizer"
+        "--optimizer",
+        choices=sorted(OPTIMIZER_STATES),
+        default=None,
+        help="print training memory with this optimizer (with --batch: plus the recurrent saved activations)",
     )
     parser.add_argument(
         "--budget", type=int, default=None, help="a layer expression: largest hidden size within this count"
