@@ -71,7 +71,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .compute import ITEMSIZE, tokens
+from .compute import ITEMSIZE, require_dtype, tokens
 from .errors import InvalidSettingsError
 from .formulas import RNNSpec
 
@@ -121,8 +121,7 @@ def saved_activations(
         raise InvalidSettingsError(f"a packed batch has lengths >= 1 (pack_padded_sequence), got: {list(lengths)!r}")
     rows = len(lengths) if lengths is not None else batch
     assert rows is not None
-    if dtype not in ITEMSIZE:
-        raise InvalidSettingsError(f"dtype must be one of {', '.join(ITEMSIZE)}, got: {dtype!r}")
+    require_dtype(dtype)
     h, r, d, layers = spec.hidden_size, spec.recurrent_size, spec.directions, spec.num_layers
     # oneDNN takes a padded batch, and a packed one whose lengths are all equal (a rectangle after all).
     rectangular = lengths is None or min(lengths) == max(lengths)

@@ -106,8 +106,7 @@ def _factory_kwargs(text: str | None) -> dict[str, object] | None:
     return kwargs
 
 
-def _model(args: argparse.Namespace) -> tuple[nn.Module, list[str]]:
-    kind = args.kind or _kind(args.spec)
+def _model(args: argparse.Namespace, kind: str) -> tuple[nn.Module, list[str]]:
     if args.kwargs is not None and kind != "factory":
         raise TorchLstmParamsError(f"--kwargs applies to a factory, not to a {kind}")
     if args.trust_pickle and kind != "checkpoint":
@@ -183,10 +182,11 @@ def _budget_lines(args: argparse.Namespace, report: Report, budget: int) -> list
 
 
 def _run(args: argparse.Namespace) -> int:
-    model, notes = _model(args)
+    kind = args.kind or _kind(args.spec)
+    model, notes = _model(args, kind)
     lengths = _lengths(args.lengths)
     report = summarize(model, max_depth=args.depth, batch=args.batch, seq_len=args.seq_len, lengths=lengths)
-    if report.tokens is not None and report.recurrent and (args.kind or _kind(args.spec)) == "checkpoint":
+    if report.tokens is not None and report.recurrent and kind == "checkpoint":
         notes.append(
             "a state dict stores no dropout or batch_first: the saved-for-backward figures take dropout=0 and "
             "batch_first=False"

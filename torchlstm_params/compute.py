@@ -38,6 +38,7 @@ __all__ = [
     "closest_configs",
     "compute",
     "fit_hidden_size",
+    "require_dtype",
     "state_memory",
     "step_elementwise",
     "step_macs",
@@ -47,6 +48,12 @@ __all__ = [
 BACKWARD_FACTOR = 2  # backward MACs per forward MAC (input and weight gradients)
 #: Bytes per element of the floating dtypes a recurrent module can hold (torch's names, no "torch." prefix).
 ITEMSIZE = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
+
+
+def require_dtype(dtype: str) -> None:
+    """Raise unless ``dtype`` names a dtype of :data:`ITEMSIZE`."""
+    if dtype not in ITEMSIZE:
+        raise InvalidSettingsError(f"dtype must be one of {', '.join(ITEMSIZE)}, got: {dtype!r}")
 
 
 def _layer_step_macs(spec: RNNSpec, layer: int) -> int:
@@ -129,8 +136,8 @@ def state_memory(spec: RNNSpec, batch: int, n_tokens: int, dtype: str | None = "
     ``n_tokens`` is ``batch * seq_len`` (padded) or ``sum(lengths)`` (a PackedSequence's data rows);
     a cell's figures are for one step of ``batch``. ``dtype`` (a key of :data:`ITEMSIZE`) gives the bytes.
     """
-    if dtype is not None and dtype not in ITEMSIZE:
-        raise InvalidSettingsError(f"dtype must be one of {', '.join(ITEMSIZE)}, got: {dtype!r}")
+    if dtype is not None:
+        require_dtype(dtype)
     r, h, d = spec.recurrent_size, spec.hidden_size, spec.directions
     lstm = spec.gates == 4
     if spec.is_cell:

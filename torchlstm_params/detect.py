@@ -22,7 +22,7 @@ from .errors import InvalidSettingsError
 from .formulas import RNNSpec, make_spec
 from .registry import Recognizer, Registry, TensorMap
 
-__all__ = ["Detected", "detect", "may_be_recurrent"]
+__all__ = ["TORCH_RECURRENT_CLASSES", "Detected", "detect", "may_be_recurrent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,8 @@ _CELL_KINDS: tuple[tuple[type[nn.Module], str], ...] = (
     (qdynamic.GRUCell, "GRUCell"),
     (qdynamic.RNNCell, "RNNCell"),
 )
-_PLAIN: Final = frozenset({nn.LSTM, nn.GRU, nn.RNN, nn.LSTMCell, nn.GRUCell, nn.RNNCell})
+#: torch's own recurrent classes, exactly (not subclasses).
+TORCH_RECURRENT_CLASSES: Final = frozenset({nn.LSTM, nn.GRU, nn.RNN, nn.LSTMCell, nn.GRUCell, nn.RNNCell})
 _SCRIPTED: Final = {"LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"}
 _BUILTIN_BASES: Final = (nn.RNNBase, nn.RNNCellBase, qdynamic.RNNBase, qdynamic.RNNCellBase, RecursiveScriptModule)
 
@@ -203,7 +204,7 @@ def detect(
     if not _keyable(raw):  # 3.0 or True where an int belongs would hit the entry of a valid 3
         return _validate(raw, path, module)
     cls = type(module)
-    key = raw if cls in _PLAIN else (cls, raw)  # the common classes skip building a nested key
+    key = raw if cls in TORCH_RECURRENT_CLASSES else (cls, raw)  # the common classes skip building a nested key
     try:
         hit = cache.get(key)
     except TypeError:  # an unhashable setting: validation will name it

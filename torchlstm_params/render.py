@@ -131,8 +131,9 @@ def compute_table(report: Report, tablefmt: str = "simple") -> str:
         if e.compute is None or e.state is None:
             continue
         c = e.compute
-        saved = "n/a" if e.saved is None else f"{e.saved.bytes:,}" + ("*" if e.saved.fused_on_cpu else "")
+        saved = "n/a" if e.saved is None else f"{e.saved.bytes:,}"
         if e.saved is not None and e.saved.fused_on_cpu:
+            saved += "*"
             fused.append(e.name or "(root)")
         rows.append(
             (

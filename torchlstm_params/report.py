@@ -21,7 +21,7 @@ from torch.nn.utils import parametrize
 from .activations import ITEMSIZE, SavedActivations, saved_activations
 from .compute import Compute, StateMemory, compute, state_memory, tokens
 from .crosscheck import Explanation, TensorFinding, crosscheck
-from .detect import Detected, detect, may_be_recurrent
+from .detect import TORCH_RECURRENT_CLASSES, Detected, detect, may_be_recurrent
 from .distributed import LocalFigures, local_figures
 from .errors import InvalidSettingsError, NotAModuleError
 from .formulas import Formula, LayerCount, RNNSpec, formula
@@ -448,9 +448,6 @@ class _BatchShape:
         )
 
 
-_TORCH_RECURRENCES = frozenset({nn.LSTM, nn.GRU, nn.RNN, nn.LSTMCell, nn.GRUCell, nn.RNNCell})
-
-
 def _runs_torch_recurrence(module: nn.Module) -> bool:
     """Whether ``module``'s forward is torch's own and nothing else, which the saved-activation figures model.
 
@@ -462,7 +459,7 @@ def _runs_torch_recurrence(module: nn.Module) -> bool:
     if parametrize.is_parametrized(module) or module._forward_pre_hooks or module._forward_hooks:
         return False
     defining = next((cls for cls in type(module).__mro__ if "forward" in vars(cls)), None)
-    return defining in _TORCH_RECURRENCES
+    return defining in TORCH_RECURRENT_CLASSES
 
 
 def _activation_dtype(module: nn.Module) -> str:
