@@ -8,24 +8,36 @@
 
 from __future__ import annotations
 
-from .activations import SavedActivations, saved_activations
-from .check import CODES, Problem, check, find_problems
-from .compute import closest_configs, fit_hidden_size
 from .distributed import LocalFigures, gather_ranks, local_figures
-from .errors import CheckFailedError, InvalidSettingsError, NotAModuleError, SpecError, TorchLstmParamsError
+from .errors import (
+    CheckFailedError,
+    CheckpointError,
+    InvalidSettingsError,
+    NotAModuleError,
+    Problem,
+    SpecError,
+    TorchLstmParamsError,
+)
+from .estimates import Compute, SavedActivations, StateMemory, saved_activations
 from .formulas import RNNSpec, count_params, expected_tensors, make_spec
-from .hooks import install_sanity_hook
-from .memory import training_memory
+from .memory import TrainingMemory, training_memory
 from .registry import Registry, default_registry, register_recurrent
-from .report import ModuleRow, RecurrentEntry, Report, summarize
+from .results import DtypeUsage, ModuleAlias, ModuleRow, RecurrentEntry, Report, SharedTensor
+from .sanity import CODES, check, find_problems, install_sanity_hook
+from .sizing import closest_configs, fit_hidden_size
+from .summarize import summarize
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "CODES",
     "CheckFailedError",
+    "CheckpointError",
+    "Compute",
+    "DtypeUsage",
     "InvalidSettingsError",
     "LocalFigures",
+    "ModuleAlias",
     "ModuleRow",
     "NotAModuleError",
     "Problem",
@@ -34,8 +46,11 @@ __all__ = [
     "Registry",
     "Report",
     "SavedActivations",
+    "SharedTensor",
     "SpecError",
+    "StateMemory",
     "TorchLstmParamsError",
+    "TrainingMemory",
     "__version__",
     "check",
     "closest_configs",

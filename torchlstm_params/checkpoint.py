@@ -23,15 +23,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .build import LAYERS
-from .errors import InvalidSettingsError, TorchLstmParamsError
+from .errors import CheckpointError, InvalidSettingsError
 from .formulas import make_spec
+from .names import parse_tensor_name
+from .spec import LAYERS
 
-__all__ = ["Checkpoint", "CheckpointError", "TensorMeta", "build_model", "read_checkpoint"]
+__all__ = ["Checkpoint", "TensorMeta", "build_model", "read_checkpoint"]
 
 _STATE_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights", "params")
 _BUFFER_NAMES = frozenset({"running_mean", "running_var", "num_batches_tracked"})
-_RECURRENT = re.compile(r"^(weight|bias)_(ih|hh|hr)(?:_l(\d+)(_reverse)?)?$")
 _SAFETENSORS_DTYPES = {
     "F64": torch.float64,
     "F32": torch.float32,
@@ -46,10 +46,6 @@ _SAFETENSORS_DTYPES = {
     "F8_E4M3": torch.float8_e4m3fn,
     "F8_E5M2": torch.float8_e5m2,
 }
-
-
-class CheckpointError(TorchLstmParamsError):
-    """A checkpoint file that cannot be read, or holds something other than weights."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,9 +237,9 @@ def _infer(prefix: str, leaves: Mapping[str, TensorMeta]) -> Inferred | None:
         note = f"{prefix or '(root)'}: tanh or relu cannot be told apart from shapes (same count); shown as tanh"
     settings: dict[str, object] = {"input_size": w_ih[1], "hidden_size": hidden, "bias": f"bias_ih{sfx}" in leaves}
     if full:
-        layers = {int(m.group(3)) for leaf in leaves if (m := _RECURRENT.match(leaf)) and m.group(3) is not None}
-        settings["num_layers"] = max(layers) + 1
-        settings["bidirectional"] = any(leaf.endswith("_reverse") for leaf in leaves)
+        names = [n for leaf in leaves if (n := parse_tensor_name(leaf)) is not None and n.layer is not None]
+        settings["num_layers"] = max(n.layer for n in names if n.layer is not None) + 1
+        settings["bidirectional"] = any(n.reverse for n in names)
         if proj:
             settings["proj_size"] = proj
         kind = base

@@ -18,15 +18,16 @@ from pathlib import Path
 from torch import nn
 
 from . import __version__
-from .build import build_expression, build_factory, is_expression
-from .check import check as run_check
 from .checkpoint import build_model, read_checkpoint
-from .compute import closest_configs, fit_hidden_size
-from .errors import CheckFailedError, TorchLstmParamsError
+from .errors import TorchLstmParamsError
 from .formulas import count_params
 from .memory import OPTIMIZER_STATES, training_memory
 from .render import format_bytes
-from .report import Report, summarize
+from .results import Report
+from .sanity import check_options, problems_in
+from .sizing import closest_configs, fit_hidden_size
+from .spec import build_expression, build_factory, is_expression
+from .summarize import summarize_tree
 
 __all__ = ["main"]
 
@@ -134,7 +135,7 @@ def _csv(report: Report) -> str:
     recurrent = {e.name: e for e in report.recurrent}
     for row in report.rows:
         e = recurrent.get(row.name)
-        extra = [e.kind, e.formula_params, e.tensor_params, e.status] if e is not None else ["", "", "", ""]
+        extra = [e.spec.kind, e.formula_params, e.tensor_params, e.status] if e is not None else ["", "", "", ""]
         writer.writerow([row.name, row.type, row.depth, row.params, row.trainable_params, *extra])
     return out.getvalue().rstrip("\n")
 
@@ -185,14 +186,15 @@ def _run(args: argparse.Namespace) -> int:
     kind = args.kind or _kind(args.spec)
     model, notes = _model(args, kind)
     lengths = _lengths(args.lengths)
-    report = summarize(model, max_depth=args.depth, batch=args.batch, seq_len=args.seq_len, lengths=lengths)
+    summary = summarize_tree(model, max_depth=args.depth, batch=args.batch, seq_len=args.seq_len, lengths=lengths)
+    report = summary.report
     if report.tokens is not None and report.recurrent and kind == "checkpoint":
         notes.append(
             "a state dict stores no dropout or batch_first: the saved-for-backward figures take dropout=0 and "
             "batch_first=False"
         )
     if args.optimizer is not None:
-        memory = training_memory(model, args.optimizer)
+        memory = training_memory(report, args.optimizer)
         line = (
             f"training memory with {memory.optimizer}: weights {format_bytes(memory.weights)} + gradients "
             f"{format_bytes(memory.gradients)} + optimizer state {format_bytes(memory.optimizer_state)}"
@@ -210,10 +212,7 @@ def _run(args: argparse.Namespace) -> int:
         notes.extend(_budget_lines(args, report, args.budget))
     problems: tuple[str, ...] = ()
     if args.check:
-        try:
-            run_check(model, check_finite=next(iter(model.parameters()), None) is not None)
-        except CheckFailedError as exc:
-            problems = tuple(str(p) for p in exc.problems)
+        problems = tuple(str(p) for p in problems_in(summary, check_options("--check")))
     if args.format == "json":
         data = report.to_dict()
         data["notes"] = notes

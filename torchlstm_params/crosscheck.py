@@ -6,7 +6,6 @@ lazily-initialised models are checked as cheaply as real ones.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -14,8 +13,11 @@ import torch
 from torch import nn
 
 from .detect import Detected
+from .errors import InvalidSettingsError
 from .formulas import Formula
+from .names import parse_tensor_name
 from .packed import PackedStorage, packed_tensors
+from .registry import TensorMap
 
 __all__ = ["Check", "Explanation", "TensorFinding", "crosscheck", "format_shape"]
 
@@ -75,10 +77,6 @@ class Check:
     explanations: tuple[Explanation, ...]
     accounted: int  # elements of the registered tensors the check matched to the formula or explained
     packed: PackedStorage | None = None
-
-
-# Names PyTorch's recurrent modules give their own tensors; anything else is an extra.
-_RECURRENT_NAME = re.compile(r"^(weight|bias)_(ih|hh|hr)(_l\d+(_reverse)?)?$")
 
 
 def _shape(tensor: torch.Tensor) -> Shape | None:
@@ -189,12 +187,28 @@ def _mapped_check(formula: Formula, mapped: Mapping[str, torch.Tensor | None]) -
     return Check(tuple(findings), (), sum(_numel(sh) for sh in logical.values()))
 
 
+def _mapped(tensors: TensorMap, module: nn.Module) -> Mapping[str, torch.Tensor | None]:
+    """Call a registered class's tensors function, naming the class and the callback when it misbehaves."""
+    cls = type(module)
+    callback = f"the tensors function registered for {cls.__module__}.{cls.__qualname__}"
+    try:
+        mapped = tensors(module)
+    except Exception as exc:  # noqa: BLE001 - user code: name it, never a raw traceback
+        raise InvalidSettingsError(f"{callback} raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(mapped, Mapping):
+        raise InvalidSettingsError(f"{callback} should return a mapping of name -> tensor, got {type(mapped).__name__}")
+    bad = sorted(str(n) for n, t in mapped.items() if t is not None and not isinstance(t, torch.Tensor))
+    if bad:
+        raise InvalidSettingsError(f"{callback} mapped {bad} to something that is not a tensor")
+    return mapped
+
+
 def crosscheck(formula: Formula, module: nn.Module, detected: Detected) -> Check:
     """Compare the formula's tensors with what ``module`` really holds, explaining known variants."""
     if detected.packed:
         return _packed_check(formula, module)
     if detected.tensors is not None:
-        return _mapped_check(formula, detected.tensors(module))
+        return _mapped_check(formula, _mapped(detected.tensors, module))
     params = module._parameters
     logical: dict[str, Shape | None] = {}
     explanations: list[Explanation] = []
@@ -231,7 +245,7 @@ def crosscheck(formula: Formula, module: nn.Module, detected: Detected) -> Check
             findings.append(TensorFinding(name, "uninitialized", None, None))
             continue
         accounted += _numel(shape)
-        if _RECURRENT_NAME.match(name):
+        if parse_tensor_name(name) is not None:  # named like torch's recurrent tensors; anything else is an extra
             findings.append(TensorFinding(name, "unexpected", None, shape))
         else:
             message = (

@@ -1,16 +1,19 @@
 """Module -> recurrent settings.
 
 Detection is by ``isinstance`` against torch's own base classes and reads the
-public settings PyTorch stores on the module (``RNNBase.__constants__``); it
-never looks at class names or reprs, so subclasses (an FSDP-wrapped
-``nn.LSTM`` is one) are found too.
+public settings PyTorch stores on the module (the ones
+:data:`~torchlstm_params.formulas.SETTINGS` names, as ``RNNBase.__constants__``
+does); it never looks at class names or reprs, so subclasses (an FSDP-wrapped
+``nn.LSTM`` is one) are found too. A scripted module is recognised by its
+TorchScript qualified type (``__torch__.torch.nn.modules.rnn.LSTM``), never by
+its short name: a user's scripted class called ``GRU`` is not torch's.
 """
 
 from __future__ import annotations
 
-import functools
+import math
 import operator
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -19,10 +22,10 @@ from torch.ao.nn.quantized.dynamic.modules import rnn as qdynamic
 from torch.jit._script import RecursiveScriptModule
 
 from .errors import InvalidSettingsError
-from .formulas import RNNSpec, make_spec
+from .formulas import RUN_SETTINGS, SETTINGS, SPEC_SETTINGS, TORCH_ATTRIBUTES, RNNSpec, make_spec
 from .registry import Recognizer, Registry, TensorMap
 
-__all__ = ["TORCH_RECURRENT_CLASSES", "Detected", "detect", "may_be_recurrent"]
+__all__ = ["TORCH_RECURRENT_CLASSES", "Detected", "Memo", "detect", "may_be_recurrent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,11 @@ class Detected:
     packed: bool = False  # dynamic-quantized: weights are packed, parameters() yields nothing
 
 
+#: One summary's memo: class -> whether it may be recurrent, and (class, raw settings, their
+#: types) -> what they validate to. Keyed by value *and* type, so ``3``, ``3.0`` and ``True``
+#: never share an entry. Made per call of ``summarize``; nothing outlives it.
+Memo = dict[Hashable, object]
+
 _CELL_KINDS: tuple[tuple[type[nn.Module], str], ...] = (
     (nn.LSTMCell, "LSTMCell"),
     (nn.GRUCell, "GRUCell"),
@@ -47,8 +55,16 @@ _CELL_KINDS: tuple[tuple[type[nn.Module], str], ...] = (
 )
 #: torch's own recurrent classes, exactly (not subclasses).
 TORCH_RECURRENT_CLASSES: Final = frozenset({nn.LSTM, nn.GRU, nn.RNN, nn.LSTMCell, nn.GRUCell, nn.RNNCell})
-_SCRIPTED: Final = {"LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"}
+#: TorchScript's qualified type of each scripted torch recurrent class -> its kind.
+_SCRIPTED: Final = {
+    f"__torch__.torch.nn.modules.rnn.{name}": name for name in ("LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell")
+}
 _BUILTIN_BASES: Final = (nn.RNNBase, nn.RNNCellBase, qdynamic.RNNBase, qdynamic.RNNCellBase, RecursiveScriptModule)
+
+# The settings in SETTINGS order, as torch stores them: fetched from __dict__ in one C call.
+_Raw = tuple[object, ...]
+_STORED = operator.itemgetter(*(TORCH_ATTRIBUTES.get(name, name) for name in SETTINGS))
+_DEFAULTS: Final[Mapping[str, object]] = {"proj_size": 0}  # quantized RNNs and old pickles have no proj_size
 
 
 def may_be_recurrent(cls: type, registry: Registry) -> bool:
@@ -56,30 +72,25 @@ def may_be_recurrent(cls: type, registry: Registry) -> bool:
     return issubclass(cls, _BUILTIN_BASES) or registry.lookup(cls) is not None
 
 
-# (kind, input_size, hidden_size, num_layers, bias, bidirectional, proj_size, dropout, batch_first)
-_Raw = tuple[object, object, object, object, object, object, object, object, object]
-_STORED = operator.itemgetter(
-    "mode", "input_size", "hidden_size", "num_layers", "bias", "bidirectional", "proj_size", "dropout", "batch_first"
-)
-
-
 def _asked(module: nn.Module) -> _Raw:
     """The full-sequence settings, through attribute access (properties and scripted modules)."""
-    return (
-        module.mode,
-        module.input_size,
-        module.hidden_size,
-        module.num_layers,
-        module.bias,
-        module.bidirectional,
-        getattr(module, "proj_size", 0),
-        module.dropout,
-        module.batch_first,
+    return tuple(
+        getattr(module, TORCH_ATTRIBUTES.get(name, name), *((_DEFAULTS[name],) if name in _DEFAULTS else ()))
+        for name in SETTINGS
     )
 
 
 def _cell(kind: str, module: nn.Module) -> _Raw:
-    return (kind, module.input_size, module.hidden_size, 1, module.bias, False, 0, 0.0, False)
+    values = {"kind": kind, "input_size": module.input_size, "hidden_size": module.hidden_size, "bias": module.bias}
+    cell_defaults = {"num_layers": 1, "bidirectional": False, "proj_size": 0, "dropout": 0.0, "batch_first": False}
+    return tuple(values[name] if name in values else cell_defaults[name] for name in SETTINGS)
+
+
+def scripted_kind(module: nn.Module) -> str | None:
+    """The torch class a scripted module was compiled from, by its qualified type; None for other classes."""
+    if not isinstance(module, RecursiveScriptModule):
+        return None
+    return _SCRIPTED.get(module._c._type().qualified_name())
 
 
 def _raw(module: nn.Module) -> _Raw | None:
@@ -94,27 +105,10 @@ def _raw(module: nn.Module) -> _Raw | None:
             if isinstance(module, cls):
                 return _cell(kind, module)
         return None
-    if isinstance(module, RecursiveScriptModule) and module.original_name in _SCRIPTED:
-        # A scripted RNN keeps its settings as attributes; its class is gone, its original name stays.
-        name = module.original_name
+    name = scripted_kind(module)
+    if name is not None:  # a scripted RNN keeps its settings as attributes
         return _cell(name, module) if name.endswith("Cell") else _asked(module)
     return None
-
-
-def _keyable(raw: _Raw) -> bool:
-    """Whether ``raw`` can key the per-summary cache by value: its sizes are exact ints, dropout is no bool.
-
-    Values that compare equal but differ in type (``3``, ``3.0``, ``True``) validate differently;
-    the flags go through ``bool()`` anyway, so only these fields matter.
-    """
-    _, input_size, hidden_size, num_layers, _, _, proj_size, dropout, _ = raw
-    return (
-        type(input_size) is int
-        and type(hidden_size) is int
-        and type(num_layers) is int
-        and type(proj_size) is int
-        and type(dropout) is not bool
-    )
 
 
 def _origin(module: nn.Module) -> tuple[str, bool]:
@@ -125,72 +119,76 @@ def _origin(module: nn.Module) -> tuple[str, bool]:
     return "torch.nn", False
 
 
-@functools.lru_cache(maxsize=4096)
-def _settings(raw: _Raw, types: tuple[type, ...], origin: str, packed: bool) -> Detected:
-    """Validated settings, memoized across calls by value *and* type (``16``, ``16.0`` and ``True`` differ)."""
-    kind, input_size, hidden_size, num_layers, bias, bidirectional, proj_size, dropout, batch_first = raw
-    # flags go through bool(): torch itself only tests their truth
-    spec = make_spec(
-        kind,
-        input_size,
-        hidden_size,
-        num_layers,
-        bias=bool(bias),
-        bidirectional=bool(bidirectional),
-        proj_size=proj_size,
-    )
+def _run_settings(dropout: object, batch_first: object) -> tuple[float, bool]:
     if isinstance(dropout, bool) or not isinstance(dropout, int | float):
         raise InvalidSettingsError(f"dropout should be a number, got: {type(dropout).__name__} ({dropout!r})")
-    return Detected(spec, float(dropout), bool(batch_first), origin, None, packed)
+    if not (math.isfinite(dropout) and 0 <= dropout <= 1):
+        raise InvalidSettingsError(f"dropout should be a number in [0, 1], got: {dropout!r}")
+    return float(dropout), bool(batch_first)
 
 
 def _validate(raw: _Raw, path: str, module: nn.Module) -> Detected:
     origin, packed = _origin(module)
-    types = tuple(map(type, raw))
+    values = dict(zip(SETTINGS, raw, strict=True))
     try:
-        try:
-            return _settings(raw, types, origin, packed)
-        except TypeError:  # an unhashable setting: validate without the memo, which names it
-            return _settings.__wrapped__(raw, types, origin, packed)
+        # flags go through bool(): torch itself only tests their truth
+        spec = make_spec(
+            values["kind"],
+            values["input_size"],
+            values["hidden_size"],
+            values["num_layers"],
+            bias=bool(values["bias"]),
+            bidirectional=bool(values["bidirectional"]),
+            proj_size=values["proj_size"],
+        )
+        dropout, batch_first = _run_settings(values["dropout"], values["batch_first"])
     except InvalidSettingsError as exc:
         raise InvalidSettingsError(f"{path or '(root)'} ({type(module).__name__}): {exc}") from None
+    return Detected(spec, dropout, batch_first, origin, None, packed)
 
 
 def _registered(recognizer: Recognizer, module: nn.Module, path: str) -> Detected:
-    where = f"{path or '(root)'} ({type(module).__name__})"
+    cls = type(module)
+    where = f"{path or '(root)'} ({cls.__name__})"
+    callback = f"the settings function registered for {cls.__module__}.{cls.__qualname__}"
     try:
         settings = recognizer.settings(module)
-    except Exception as exc:
-        raise InvalidSettingsError(f"{where}: the registered settings function raised {exc!r}") from exc
+    except Exception as exc:  # noqa: BLE001 - user code: name it, never a raw traceback
+        raise InvalidSettingsError(f"{where}: {callback} raised {type(exc).__name__}: {exc}") from exc
     if isinstance(settings, RNNSpec):
         return Detected(settings, origin=recognizer.origin, tensors=recognizer.tensors)
-    fields = dict(settings)
-    dropout = fields.pop("dropout", 0.0)
-    batch_first = fields.pop("batch_first", False)
-    kind = fields.pop("kind", None)
+    if not isinstance(settings, Mapping):
+        raise InvalidSettingsError(
+            f"{where}: {callback} should return an RNNSpec or a mapping of settings, got: {type(settings).__name__}"
+        )
+    unknown = sorted(str(k) for k in settings if k not in SETTINGS)
+    if unknown:
+        raise InvalidSettingsError(f"{where}: {callback} returned unknown settings {unknown}; known: {', '.join(SETTINGS)}")
+    fields = {k: settings[k] for k in SPEC_SETTINGS if k in settings}
+    run = {k: settings[k] for k in RUN_SETTINGS if k in settings}
     try:
-        spec = make_spec(kind, **fields)
+        spec = make_spec(fields.pop("kind", None), **fields)
+        dropout, batch_first = _run_settings(run.get("dropout", 0.0), run.get("batch_first", False))
     except TypeError as exc:
-        raise InvalidSettingsError(f"{where}: registered settings {sorted(settings)}: {exc}") from None
+        raise InvalidSettingsError(f"{where}: {callback} returned settings {sorted(settings)}: {exc}") from None
     except InvalidSettingsError as exc:
-        raise InvalidSettingsError(f"{where}: {exc}") from None
-    if isinstance(dropout, bool) or not isinstance(dropout, int | float):
-        raise InvalidSettingsError(f"{where}: dropout should be a number, got: {dropout!r}")
-    return Detected(spec, float(dropout), bool(batch_first), recognizer.origin, recognizer.tensors)
+        raise InvalidSettingsError(f"{where}: {callback}: {exc}") from None
+    return Detected(spec, dropout, batch_first, recognizer.origin, recognizer.tensors)
 
 
 def detect(
     module: nn.Module,
     path: str = "",
-    cache: dict[Hashable, Detected] | None = None,
+    memo: Memo | None = None,
     registry: Registry | None = None,
 ) -> Detected | None:
     """The recurrent settings of ``module``, or ``None`` when it is not recurrent.
 
     ``path`` only serves error messages: a module whose stored settings are
-    impossible raises :class:`InvalidSettingsError` naming it. ``cache`` (one
-    dict per summary) skips re-validating settings already seen. A class in
-    ``registry`` is read by its registered settings function first.
+    impossible raises :class:`InvalidSettingsError` naming it. ``memo`` (one
+    per summary) skips re-validating settings already seen, keyed by class,
+    values and their types. A class in ``registry`` is read by its registered
+    settings function first.
     """
     if registry is not None:
         recognizer = registry.lookup(type(module))
@@ -199,16 +197,14 @@ def detect(
     raw = _raw(module)
     if raw is None:
         return None
-    if cache is None:
+    if memo is None:
         return _validate(raw, path, module)
-    if not _keyable(raw):  # 3.0 or True where an int belongs would hit the entry of a valid 3
-        return _validate(raw, path, module)
-    cls = type(module)
-    key = raw if cls in TORCH_RECURRENT_CLASSES else (cls, raw)  # the common classes skip building a nested key
+    key = (type(module), raw, tuple(map(type, raw)))
     try:
-        hit = cache.get(key)
+        hit = memo.get(key)
     except TypeError:  # an unhashable setting: validation will name it
         return _validate(raw, path, module)
     if hit is None:
-        hit = cache[key] = _validate(raw, path, module)
+        hit = memo[key] = _validate(raw, path, module)
+    assert isinstance(hit, Detected)
     return hit

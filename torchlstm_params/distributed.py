@@ -11,6 +11,7 @@ to other ranks (``all_gather_object``), and only when called.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +19,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .walk import unique_parameters, walk
+from .walk import Tree, unique_parameters, walk
 
-__all__ = ["LocalFigures", "ShardedTensor", "gather_ranks", "local_figures"]
+__all__ = ["LocalFigures", "ShardedTensor", "gather_ranks", "local_figures", "local_figures_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,20 +47,28 @@ class LocalFigures:
 
 
 def _dtensor_class() -> type | None:
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:  # pragma: no cover - builds without distributed support
-        return None
-    return DTensor
+    """torch's DTensor class if it has been imported, else None (then no tensor can be a DTensor).
+
+    Never imported here: importing ``torch.distributed.tensor`` adds a warnings filter, and a
+    library call must leave the caller's warnings filters as they were.
+    """
+    module = sys.modules.get("torch.distributed.tensor")
+    found = getattr(module, "DTensor", None)
+    return found if isinstance(found, type) else None
 
 
 def local_figures(model: nn.Module) -> LocalFigures:
     """This rank's elements and bytes of every unique parameter, no collective call."""
+    return local_figures_of(walk(model))
+
+
+def local_figures_of(tree: Tree) -> LocalFigures:
+    """:func:`local_figures` of an already walked tree."""
     dtensor = _dtensor_class()
     elements = size = 0
     sharded: list[ShardedTensor] = []
     devices: set[str] = set()
-    for path, name, p in unique_parameters(walk(model)):
+    for path, name, p in unique_parameters(tree):
         local: torch.Tensor = p
         if dtensor is not None and isinstance(p, dtensor):
             shard: Any = p

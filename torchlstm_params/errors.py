@@ -1,22 +1,22 @@
 """The library's exceptions: one base class and a few precise subclasses.
 
 Every message names what was looked at (a module path, a tensor, a field),
-what was expected and what was found.
+what was expected and what was found. This module imports nothing from its
+package, so every other module can import it without forming a circle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .check import Problem
-    from .report import Report
+from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "CheckFailedError",
+    "CheckpointError",
     "InvalidSettingsError",
     "NotAModuleError",
+    "Problem",
     "SpecError",
     "TorchLstmParamsError",
 ]
@@ -41,10 +41,30 @@ class SpecError(TorchLstmParamsError, ValueError):
     """A command-line spec (layer expression, factory path) that cannot be turned into a model."""
 
 
-class CheckFailedError(TorchLstmParamsError):
-    """``check()`` found problems; ``problems`` lists every one, ``report`` is the full summary."""
+class CheckpointError(TorchLstmParamsError):
+    """A checkpoint file that cannot be read, or holds something other than weights."""
 
-    def __init__(self, problems: Sequence[Problem], report: Report) -> None:
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a model: a stable code, where, and what was expected and found."""
+
+    code: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.path or '(root)'}: {self.message}"
+
+
+class CheckFailedError(TorchLstmParamsError):
+    """``check()`` found problems; ``problems`` lists every one, ``report`` is the full summary.
+
+    ``report`` is the :class:`torchlstm_params.Report` the check looked at (typed ``Any``
+    here so that this module imports nothing from its package).
+    """
+
+    def __init__(self, problems: Sequence[Problem], report: Any) -> None:
         self.problems = tuple(problems)
         self.report = report
         count = len(self.problems)

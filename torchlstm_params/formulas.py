@@ -19,15 +19,20 @@ recurrent width (``p`` if ``p > 0`` else ``h``), ``D`` directions.
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Final
 
 from .errors import InvalidSettingsError
+from .names import tensor_name
 
 __all__ = [
     "CONVENTIONS",
     "KINDS",
+    "RUN_SETTINGS",
+    "SETTINGS",
+    "SPEC_SETTINGS",
+    "TORCH_ATTRIBUTES",
     "Formula",
     "LayerCount",
     "RNNSpec",
@@ -118,6 +123,18 @@ class RNNSpec:
     def layer_input_size(self, layer: int) -> int:
         """``in_k``: ``input_size`` for layer 0, ``D * r`` above it."""
         return self.input_size if layer == 0 else self.directions * self.recurrent_size
+
+
+#: The settings that fix a recurrent module's parameters: :class:`RNNSpec`'s fields, in order.
+SPEC_SETTINGS: Final = tuple(f.name for f in fields(RNNSpec))
+#: The settings that change how a module runs but not what it holds.
+RUN_SETTINGS: Final = ("dropout", "batch_first")
+#: Every recurrent setting, named once (torch names them once too: ``RNNBase.__constants__``).
+#: Detection, the sanity check's ``expect=``, the results' ``to_dict`` and checkpoint
+#: inference all read this tuple.
+SETTINGS: Final = SPEC_SETTINGS + RUN_SETTINGS
+#: The attribute torch stores a setting under, where it is not the setting's own name.
+TORCH_ATTRIBUTES: Final = {"kind": "mode"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,27 +239,39 @@ def breakdown(spec: RNNSpec) -> tuple[LayerCount, ...]:
         in_k = spec.layer_input_size(k)
         for d in range(spec.directions):
             direction = "reverse" if d else "forward"
-            sfx = "" if spec.is_cell else f"_l{k}" + ("_reverse" if d else "")
-            tensors = [
-                TensorSpec(f"weight_ih{sfx}", (g * h, in_k), k, direction, "weight_ih"),
-                TensorSpec(f"weight_hh{sfx}", (g * h, r), k, direction, "weight_hh"),
-            ]
+            layer = None if spec.is_cell else k
+            shapes = [("weight_ih", (g * h, in_k)), ("weight_hh", (g * h, r))]
             if spec.bias:
-                tensors.append(TensorSpec(f"bias_ih{sfx}", (g * h,), k, direction, "bias_ih"))
-                tensors.append(TensorSpec(f"bias_hh{sfx}", (g * h,), k, direction, "bias_hh"))
+                shapes += [("bias_ih", (g * h,)), ("bias_hh", (g * h,))]
             if p:
-                tensors.append(TensorSpec(f"weight_hr{sfx}", (p, h), k, direction, "weight_hr"))
+                shapes.append(("weight_hr", (p, h)))
+            tensors = [
+                TensorSpec(tensor_name(role, layer, reverse=bool(d)), shape, k, direction, role)
+                for role, shape in shapes
+            ]
             rows.append(LayerCount(k, direction, tuple(tensors), sum(t.numel for t in tensors)))
     return tuple(rows)
 
 
+def _over_layers(spec: RNNSpec, per_layer: Callable[[int], int]) -> int:
+    """``sum_k per_layer(in_k)`` in closed form: layer 0 sees ``input_size``, every layer above ``D*r``."""
+    first = per_layer(spec.input_size)
+    if spec.num_layers == 1:
+        return first
+    return first + (spec.num_layers - 1) * per_layer(spec.directions * spec.recurrent_size)
+
+
 def pytorch_count(spec: RNNSpec) -> int:
-    """Closed form: ``sum_k D * (g*h*(in_k + r) + 2*b*g*h + p*h)``."""
-    g, h, p, r, b = spec.gates, spec.hidden_size, spec.proj_size, spec.recurrent_size, int(spec.bias)
-    return sum(
-        spec.directions * (g * h * (spec.layer_input_size(k) + r) + 2 * b * g * h + p * h)
-        for k in range(spec.num_layers)
+    """Closed form: ``sum_k D * (g*h*(in_k + r) + 2*b*g*h + p*h)``, in constant time for any ``num_layers``."""
+    g, h, p, r, b, d = (
+        spec.gates,
+        spec.hidden_size,
+        spec.proj_size,
+        spec.recurrent_size,
+        int(spec.bias),
+        spec.directions,
     )
+    return _over_layers(spec, lambda in_k: d * (g * h * (in_k + r) + 2 * b * g * h + p * h))
 
 
 def keras_count(spec: RNNSpec, *, reset_after: bool = True) -> int:
@@ -256,12 +285,9 @@ def keras_count(spec: RNNSpec, *, reset_after: bool = True) -> int:
     """
     if spec.proj_size:
         raise InvalidSettingsError(f"proj_size has no Keras equivalent, got proj_size={spec.proj_size}")
-    g, h, b = spec.gates, spec.hidden_size, int(spec.bias)
+    g, h, b, d = spec.gates, spec.hidden_size, int(spec.bias), spec.directions
     biases_per_gate = 2 if spec.kind in ("GRU", "GRUCell") and reset_after else 1
-    return sum(
-        spec.directions * g * (h * (spec.layer_input_size(k) + h) + b * biases_per_gate * h)
-        for k in range(spec.num_layers)
-    )
+    return _over_layers(spec, lambda in_k: d * g * (h * (in_k + h) + b * biases_per_gate * h))
 
 
 def count_params(
@@ -296,15 +322,20 @@ def count_params(
     raise InvalidSettingsError(f"convention must be one of {', '.join(CONVENTIONS)}, got: {convention!r}")
 
 
-def _join_layers(spec: RNNSpec, layer_expr: list[str], total: int) -> str:
+def _join_layers(spec: RNNSpec, layer_expr: Callable[[int], str], total: int) -> str:
+    """Layer 0's bracket, then the layers above it (all alike: they see ``D*r`` inputs)."""
+    exprs = [layer_expr(spec.input_size)]
+    if spec.num_layers > 1:
+        exprs.append(layer_expr(spec.directions * spec.recurrent_size))
     if spec.directions == 2:
-        layer_expr = [f"2·({e})" for e in layer_expr]
-    if len(layer_expr) > 2 and len(set(layer_expr[1:])) == 1:
-        body = f"{layer_expr[0]} + {len(layer_expr) - 1}·[{layer_expr[1]}]"
-    elif len(layer_expr) > 1:
-        body = " + ".join(f"[{e}]" for e in layer_expr)
+        exprs = [f"2·({e})" for e in exprs]
+    above = spec.num_layers - 1
+    if above > 1:
+        body = f"[{exprs[0]}] + {above}·[{exprs[1]}]"
+    elif above == 1:
+        body = f"[{exprs[0]}] + [{exprs[1]}]"
     else:
-        body = layer_expr[0]
+        body = exprs[0]
     return f"{body} = {total:,}"
 
 
@@ -316,15 +347,16 @@ def derivation(spec: RNNSpec) -> str:
     """
     g, h, p, r = spec.gates, spec.hidden_size, spec.proj_size, spec.recurrent_size
     gh = f"{g}·{h}" if g > 1 else f"{h}"
-    exprs = []
-    for k in range(spec.num_layers):
-        terms = [f"{gh}·({spec.layer_input_size(k)}+{r})"]
+
+    def layer(in_k: int) -> str:
+        terms = [f"{gh}·({in_k}+{r})"]
         if spec.bias:
             terms.append(f"2·{gh}")
         if p:
             terms.append(f"{p}·{h}")
-        exprs.append(" + ".join(terms))
-    return _join_layers(spec, exprs, pytorch_count(spec))
+        return " + ".join(terms)
+
+    return _join_layers(spec, layer, pytorch_count(spec))
 
 
 def keras_derivation(spec: RNNSpec, *, reset_after: bool = True) -> str:
@@ -335,13 +367,14 @@ def keras_derivation(spec: RNNSpec, *, reset_after: bool = True) -> str:
     """
     g, h = spec.gates, spec.hidden_size
     two = spec.kind in ("GRU", "GRUCell") and reset_after
-    exprs = []
-    for k in range(spec.num_layers):
-        inner = f"{h}·({spec.layer_input_size(k)}+{h})"
+
+    def layer(in_k: int) -> str:
+        inner = f"{h}·({in_k}+{h})"
         if spec.bias:
             inner += f" + 2·{h}" if two else f" + {h}"
-        exprs.append(f"{g}·({inner})" if g > 1 else inner)
-    return _join_layers(spec, exprs, keras_count(spec, reset_after=reset_after))
+        return f"{g}·({inner})" if g > 1 else inner
+
+    return _join_layers(spec, layer, keras_count(spec, reset_after=reset_after))
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,12 +396,8 @@ class Formula:
         return tuple(t for layer in self.layers for t in layer.tensors)
 
 
-@functools.lru_cache(maxsize=4096)
 def formula(spec: RNNSpec) -> Formula:
     """Count, breakdown, expected tensors and derivations of ``spec``.
-
-    Memoized by value (a bounded LRU keyed by the frozen spec, never by names):
-    the result is immutable and depends on the settings alone.
 
     >>> f = formula(RNNSpec("LSTM", 3, 2))
     >>> f.params, f.keras_params, f.names

@@ -7,7 +7,7 @@ parameter, Adam/AdamW ``exp_avg`` and ``exp_avg_sq`` (and a scalar ``step``,
 not counted) per parameter, in the parameter's dtype unless ``state_dtype`` says
 otherwise (e.g. fp32 state for bf16 weights); ``master_weights=True`` adds an
 fp32 copy of every trainable weight (mixed-precision training). Activations
-are not included here: see :mod:`torchlstm_params.activations`.
+are not included here: see :mod:`torchlstm_params.estimates`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Final
 
 import torch
 from torch import nn
-from torch.nn.parameter import UninitializedParameter
 
-from .errors import InvalidSettingsError
-from .walk import unique_parameters, walk
+from .errors import InvalidSettingsError, NotAModuleError
+from .results import Report
+from .summarize import summarize
 
 __all__ = ["OPTIMIZER_STATES", "TrainingMemory", "training_memory"]
 
@@ -44,27 +44,42 @@ class TrainingMemory:
 
 
 def training_memory(
-    model: nn.Module,
+    model: nn.Module | Report,
     optimizer: str = "adam",
     *,
     state_dtype: torch.dtype | None = None,
     master_weights: bool = False,
 ) -> TrainingMemory:
-    """Weights, gradients and optimizer state of ``model``'s unique parameters, in bytes."""
-    key = optimizer.lower()
-    if key not in OPTIMIZER_STATES:
+    """Weights, gradients and optimizer state of ``model``'s unique parameters, in bytes.
+
+    ``model`` is a module or the :class:`Report` of one (no second walk): the figures
+    come from the report's per-dtype element counts, trainable and not.
+
+    >>> from torch import nn
+    >>> training_memory(nn.Linear(3, 2), "adam").total  # 8 float32 weights, 8 gradients, 16 state values
+    128
+    """
+    report = model if isinstance(model, Report) else _summary(model)
+    if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZER_STATES:
         raise InvalidSettingsError(f"optimizer must be one of {', '.join(OPTIMIZER_STATES)}, got: {optimizer!r}")
+    if state_dtype is not None and not isinstance(state_dtype, torch.dtype):
+        raise InvalidSettingsError(f"state_dtype must be a torch.dtype or None, got: {state_dtype!r}")
+    if not isinstance(master_weights, bool):
+        raise InvalidSettingsError(f"master_weights must be True or False, got: {master_weights!r}")
+    key = optimizer.lower()
     states = OPTIMIZER_STATES[key]
     weights = gradients = state = master = 0
-    for _, _, p in unique_parameters(walk(model)):
-        if isinstance(p, UninitializedParameter):
-            continue
-        n, size = p.numel(), p.element_size()
-        weights += n * size
-        if not p.requires_grad:
-            continue
-        gradients += n * size
-        state += states * n * (size if state_dtype is None else state_dtype.itemsize)
+    for usage in report.dtypes:
+        weights += usage.bytes
+        train = usage.trainable_params
+        gradients += train * usage.itemsize
+        state += states * train * (usage.itemsize if state_dtype is None else state_dtype.itemsize)
         if master_weights:
-            master += n * 4
+            master += train * 4
     return TrainingMemory(key, weights, gradients, state, master)
+
+
+def _summary(model: object) -> Report:
+    if not isinstance(model, nn.Module):
+        raise NotAModuleError(f"training_memory() expects a torch.nn.Module or a Report, got {type(model).__name__}")
+    return summarize(model)

@@ -36,13 +36,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .errors import InvalidSettingsError, NotAModuleError
 from .formulas import RNNSpec
 
 __all__ = ["Recognizer", "Registry", "default_registry", "register_recurrent"]
 
-#: What a settings function returns: an RNNSpec, or a mapping of make_spec() arguments
-#: (``kind``, ``input_size``, ``hidden_size``, ``num_layers``, ``bias``, ``bidirectional``,
-#: ``proj_size``), optionally with ``dropout`` and ``batch_first``.
+#: What a settings function returns: an RNNSpec, or a mapping of settings named as in
+#: :data:`~torchlstm_params.formulas.SETTINGS` (``kind``, ``input_size`` and ``hidden_size``
+#: required; the others default as in torch).
 Settings = RNNSpec | Mapping[str, object]
 TensorMap = Callable[[nn.Module], Mapping[str, torch.Tensor | None]]
 
@@ -62,7 +63,6 @@ class Registry:
 
     def __init__(self, recognizers: tuple[Recognizer, ...] = ()) -> None:
         self._by_class: dict[type[nn.Module], Recognizer] = {r.cls: r for r in recognizers}
-        self._resolved: dict[type, Recognizer | None] = {}  # class -> lookup result; cleared on change
 
     def register(
         self,
@@ -80,29 +80,29 @@ class Registry:
         it the module's own parameters are compared by name.
         """
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-            raise TypeError(f"register() expects an nn.Module subclass, got {cls!r}")
+            raise NotAModuleError(f"register() expects an nn.Module subclass, got {cls!r}")
         if not callable(settings) or (tensors is not None and not callable(tensors)):
-            raise TypeError("register() expects settings (and tensors, if given) to be callables taking the module")
+            raise InvalidSettingsError(
+                "register() expects settings (and tensors, if given) to be callables taking the module"
+            )
         self._by_class[cls] = Recognizer(cls, settings, tensors, origin or f"{cls.__module__}.{cls.__qualname__}")
-        self._resolved.clear()
 
     def unregister(self, cls: type[nn.Module]) -> None:
         self._by_class.pop(cls, None)
-        self._resolved.clear()
 
     def lookup(self, cls: type) -> Recognizer | None:
-        """The recogniser of ``cls`` or of its nearest registered base class."""
-        try:
-            return self._resolved[cls]
-        except KeyError:
-            pass
-        found = None
+        """The recogniser of ``cls`` or of its nearest registered base class.
+
+        Not memoized: ``summarize`` asks once per class and summary.
+        """
+        by_class = self._by_class
+        if not by_class:
+            return None
         for base in cls.__mro__:
-            found = self._by_class.get(base)
+            found = by_class.get(base)
             if found is not None:
-                break
-        self._resolved[cls] = found
-        return found
+                return found
+        return None
 
     def copy(self) -> Registry:
         return Registry(tuple(self._by_class.values()))

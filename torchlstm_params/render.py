@@ -13,7 +13,7 @@ from .crosscheck import format_shape
 
 if TYPE_CHECKING:
     from .distributed import LocalFigures
-    from .report import RecurrentEntry, Report
+    from .results import RecurrentEntry, Report
 
 __all__ = ["compute_table", "format_bytes", "module_table", "rank_table", "recurrent_tables", "render_report"]
 
@@ -60,19 +60,19 @@ def module_table(report: Report, tablefmt: str = "simple") -> str:
 def _settings_row(e: RecurrentEntry, keras: bool) -> tuple[object, ...]:
     row: tuple[object, ...] = (
         e.name or "(root)",
-        e.kind,
-        e.input_size,
-        e.hidden_size,
-        e.num_layers,
-        _yes(e.bidirectional),
-        e.proj_size,
-        _yes(e.bias),
+        e.spec.kind,
+        e.spec.input_size,
+        e.spec.hidden_size,
+        e.spec.num_layers,
+        _yes(e.spec.bidirectional),
+        e.spec.proj_size,
+        _yes(e.spec.bias),
         f"{e.formula_params:,}",
         f"{e.tensor_params:,}",
         e.status,
     )
     if keras:
-        row += ("n/a (proj_size)" if e.keras_params is None else f"{e.keras_params:,}",)
+        row += ("n/a (proj_size)" if e.formula.keras_params is None else f"{e.formula.keras_params:,}",)
     return row
 
 
@@ -89,7 +89,7 @@ def recurrent_tables(report: Report, tablefmt: str = "simple", *, keras: bool = 
     )
     layers = []
     for e in report.recurrent:
-        for layer in e.breakdown:
+        for layer in e.formula.layers:
             layers.append(
                 (
                     e.name or "(root)",
@@ -191,9 +191,9 @@ def rank_table(figures: tuple[LocalFigures, ...], tablefmt: str = "simple") -> s
 def _explanations(report: Report, keras: bool) -> list[str]:
     lines = ["Derivations (PyTorch keeps two bias vectors per gate group: bias_ih and bias_hh):"]
     for e in report.recurrent:
-        lines.append(f"  {e.name or '(root)'}: {e.derivation}")
-        if keras and e.keras_derivation is not None:
-            lines.append(f"  {' ' * len(e.name or '(root)')}  Keras (one bias per gate): {e.keras_derivation}")
+        lines.append(f"  {e.name or '(root)'}: {e.formula.derivation}")
+        if keras and e.formula.keras_derivation is not None:
+            lines.append(f"  {' ' * len(e.name or '(root)')}  Keras (one bias per gate): {e.formula.keras_derivation}")
     return lines
 
 

@@ -31,6 +31,7 @@ class Tally:
     lazy: list[int]
     uninitialized: list[str] = field(default_factory=list)
     by_dtype: dict[torch.dtype, int] = field(default_factory=dict)
+    trainable_by_dtype: dict[torch.dtype, int] = field(default_factory=dict)
     shared_names: list[tuple[list[str], torch.Tensor]] = field(default_factory=list)
     exact: set[int] = field(default_factory=set)  # recurrent nodes whose tensors are the formula's
     buffer_count: int = 0  # unique buffers, lazy ones included
@@ -69,8 +70,9 @@ def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
     push, extend = ids.append, ids.extend
     starts = [0] * n
     by_dtype: dict[torch.dtype | None, int] = {}
+    train_by_dtype: dict[torch.dtype | None, int] = {}
     run_dtype: torch.dtype | None = None
-    run = 0
+    run = run_train = 0
     buffers_seen: set[int] = set()
     exact = result.exact
     all_trainable: dict[tuple[int, torch.dtype], list[tuple[tuple[int, ...], bool, torch.dtype]]] = {}
@@ -100,6 +102,7 @@ def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
                     extend(map(id, values))
                     own[i] = own_train[i] = f.params
                     by_dtype[dtype] = by_dtype.get(dtype, 0) + f.params
+                    train_by_dtype[dtype] = train_by_dtype.get(dtype, 0) + f.params
                     continue
                 shapes, flags, dtypes = zip(*meta, strict=True)
                 if shapes == f.shapes:
@@ -107,8 +110,10 @@ def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
                     extend(map(id, values))
                     own[i] = f.params
                     own_train[i] = sum(compress(f.numels, flags))
-                    for dt, k in zip(dtypes, f.numels, strict=True):
+                    for dt, k, flag in zip(dtypes, f.numels, flags, strict=True):
                         by_dtype[dt] = by_dtype.get(dt, 0) + k
+                        if flag:
+                            train_by_dtype[dt] = train_by_dtype.get(dt, 0) + k
                     continue
         if not params:
             continue
@@ -123,24 +128,28 @@ def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
                 own_lazy[i] += 1
                 result.uninitialized.append(_join(paths[i], name))
                 continue
-            acc += k
-            if p.requires_grad:
-                acc_train += k
             if p.dtype is not run_dtype:  # dtypes come in long runs: one dict update per run
                 by_dtype[run_dtype] = by_dtype.get(run_dtype, 0) + run
-                run_dtype, run = p.dtype, 0
+                train_by_dtype[run_dtype] = train_by_dtype.get(run_dtype, 0) + run_train
+                run_dtype, run, run_train = p.dtype, 0, 0
+            acc += k
             run += k
+            if p.requires_grad:
+                acc_train += k
+                run_train += k
         own[i] = acc
         own_train[i] = acc_train
     by_dtype[run_dtype] = by_dtype.get(run_dtype, 0) + run
+    train_by_dtype[run_dtype] = train_by_dtype.get(run_dtype, 0) + run_train
     result.buffer_count = len(buffers_seen)
 
     first: dict[int, int] = {}  # id(tensor) -> node of its first registration, for shared tensors
     sites: dict[int, list[int]] = {}  # id(tensor) -> further nodes that hold it
     tensors: dict[int, torch.Tensor] = {}
     if len(set(ids)) != len(ids):
-        _take_back_repeats(tree, result, ids, starts, by_dtype, first, sites, tensors)
+        _take_back_repeats(tree, result, ids, starts, (by_dtype, train_by_dtype), first, sites, tensors)
     result.by_dtype = {dt: k for dt, k in by_dtype.items() if dt is not None}
+    result.trainable_by_dtype = {dt: train_by_dtype.get(dt, 0) for dt in result.by_dtype}
 
     # A module registered twice adds a site, its parent, for every tensor of its subtree.
     if tree.aliases:
@@ -169,7 +178,7 @@ def _take_back_repeats(
     result: Tally,
     ids: list[int],
     starts: list[int],
-    by_dtype: dict[torch.dtype | None, int],
+    dtype_sums: tuple[dict[torch.dtype | None, int], dict[torch.dtype | None, int]],
     first: dict[int, int],
     sites: dict[int, list[int]],
     tensors: dict[int, torch.Tensor],
@@ -198,7 +207,8 @@ def _take_back_repeats(
         if lazy:
             result.uninitialized.remove(_join(paths[node], name))
         else:
-            by_dtype[p.dtype] -= k
+            dtype_sums[0][p.dtype] -= k
+            dtype_sums[1][p.dtype] = dtype_sums[1].get(p.dtype, 0) - k_train
     result.shared_names = [(v, tensors[key]) for key, v in names.items()]
 
 

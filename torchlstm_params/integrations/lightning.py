@@ -13,8 +13,9 @@ from typing import Any
 
 import lightning.pytorch as pl
 
-from ..check import check, validate_options
-from ..report import Report
+from ..results import Report
+from ..sanity import check_options, run_check
+from ..summarize import summarize_tree
 
 __all__ = ["SanityCheckCallback"]
 
@@ -31,11 +32,10 @@ class SanityCheckCallback(pl.Callback):
 
     def __init__(self, **options: Any) -> None:
         super().__init__()
-        validate_options(options, "SanityCheckCallback")
-        self.options = options
+        self.options = check_options("SanityCheckCallback", **options)
         self.report: Report | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.report = check(pl_module, **self.options)
+        self.report = run_check(summarize_tree(pl_module, registry=self.options.registry), self.options)
         if trainer.is_global_zero:
             log.info("torchlstm_params summary of %s:\n%s", type(pl_module).__name__, self.report)

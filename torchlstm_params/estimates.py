@@ -1,4 +1,27 @@
-"""What autograd saves for backward in one training forward call: pure integer math.
+"""Estimates for one batch: compute, returned state and saved activations, pure integer math from the settings.
+
+Compute conventions (what the numbers mean, exactly):
+
+- **MACs** are the multiply-accumulates of the matrix products, per time step
+  and direction: ``g*h*(in_k + r)`` for the input and recurrent products plus
+  ``p*h`` for the projection (``weight_hr``). One MAC is 2 FLOPs.
+- **Elementwise ops** are everything else, one op per scalar add, multiply or
+  activation: LSTM ``13h + 8h`` with bias (sum of the two products 4h, two bias
+  vectors 8h, 3 sigmoids + 2 tanh 5h, ``f*c``, ``i*g``, their sum and ``o*tanh(c)``
+  4h); GRU ``11h + 6h`` with bias; RNN ``2h + 2h`` with bias. They are reported
+  apart from MACs, never folded in.
+- **Tokens**: ``batch * seq_len`` for a padded batch, ``sum(lengths)`` for a packed
+  one (padding is not computed). A cell is counted per call.
+- **Training** = forward + backward; backward is taken as 2x the forward MACs (the
+  gradient with respect to the input and the one with respect to the weights each
+  repeat every product). This is an upper bound: layer 0's input gradient is
+  skipped when the input does not require grad.
+
+>>> from torchlstm_params.formulas import RNNSpec
+>>> step_macs(RNNSpec("LSTM", 10, 20))
+2400
+
+**Saved activations**: what autograd saves for backward in one training forward call.
 
 The figure is for torch's *native* recurrence (``aten/src/ATen/native/RNN.cpp``),
 the step-by-step implementation torch runs on the CPU for GRU, RNN, LSTM with
@@ -7,7 +30,7 @@ Counted the way the memory is really held: each saved tensor's whole storage,
 each storage once, parameters and the caller's own tensors (the input, a
 PackedSequence's data and, with ``enforce_sorted=False``, its index tensors) excluded. Measured with
 ``torch.autograd.graph.saved_tensors_hooks`` on torch 2.13, the figure equals
-the saved storages to the byte for every setting in ``tests/test_activations.py``
+the saved storages to the byte for every setting in ``tests/test_estimates.py``
 (tolerance 0). It is not exact in general, and these are the reasons:
 
 - **Fused kernels save something else.** An LSTM without projection runs
@@ -61,7 +84,6 @@ Parts, per layer ``k`` and direction, for ``N`` tokens (``batch * seq_len`` or
 Cells, for one call on ``batch`` rows with no state passed: LSTMCell ``6*B*h``,
 GRUCell ``7*B*h``, RNNCell ``2*B*h``.
 
->>> from torchlstm_params.formulas import RNNSpec
 >>> saved_activations(RNNSpec("GRU", 8, 16), batch=2, seq_len=3).elements  # 7 * 16 per token, 6 tokens
 672
 """
@@ -71,11 +93,129 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .compute import ITEMSIZE, require_dtype, tokens
 from .errors import InvalidSettingsError
 from .formulas import RNNSpec
 
-__all__ = ["ITEMSIZE", "SavedActivations", "saved_activations"]
+__all__ = [
+    "BACKWARD_FACTOR",
+    "ITEMSIZE",
+    "Compute",
+    "SavedActivations",
+    "StateMemory",
+    "compute",
+    "require_dtype",
+    "saved_activations",
+    "state_memory",
+    "step_elementwise",
+    "step_macs",
+    "tokens",
+]
+
+BACKWARD_FACTOR = 2  # backward MACs per forward MAC (input and weight gradients)
+#: Bytes per element of the floating dtypes a recurrent module can hold (torch's names, no "torch." prefix).
+ITEMSIZE = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
+
+
+def require_dtype(dtype: str) -> None:
+    """Raise unless ``dtype`` names a dtype of :data:`ITEMSIZE`."""
+    if dtype not in ITEMSIZE:
+        raise InvalidSettingsError(f"dtype must be one of {', '.join(ITEMSIZE)}, got: {dtype!r}")
+
+
+def step_macs(spec: RNNSpec) -> int:
+    """Matrix-product MACs for one time step of every layer and direction (one sequence element).
+
+    Closed form in ``num_layers``: layer 0 sees ``input_size`` inputs, every layer above ``D*r``.
+    """
+    g, h, p, r, d = spec.gates, spec.hidden_size, spec.proj_size, spec.recurrent_size, spec.directions
+    first = g * h * (spec.input_size + r) + p * h
+    above = g * h * (d * r + r) + p * h
+    return d * (first + (spec.num_layers - 1) * above)
+
+
+def step_elementwise(spec: RNNSpec) -> int:
+    """Elementwise ops (adds, multiplies, activations) for one time step of every layer and direction."""
+    h, b = spec.hidden_size, int(spec.bias)
+    per = {4: 13 * h + 8 * b * h, 3: 11 * h + 6 * b * h, 1: 2 * h + 2 * b * h}[spec.gates]
+    return spec.directions * spec.num_layers * per
+
+
+def tokens(batch: int | None = None, seq_len: int | None = None, lengths: Sequence[int] | None = None) -> int:
+    """Sequence elements actually computed: ``batch*seq_len``, or ``sum(lengths)`` when packed."""
+    if lengths is not None:
+        if batch is not None or seq_len is not None:
+            raise InvalidSettingsError("give either lengths= (a packed batch) or batch= and seq_len=, not both")
+        bad = [n for n in lengths if isinstance(n, bool) or not isinstance(n, int) or n < 0]
+        if bad or not lengths:
+            raise InvalidSettingsError(f"lengths must be a non-empty list of ints >= 0, got: {list(lengths)!r}")
+        return sum(lengths)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise InvalidSettingsError(f"batch must be an int >= 1, got: {batch!r}")
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+        raise InvalidSettingsError(f"seq_len must be an int >= 1, got: {seq_len!r}")
+    return batch * seq_len
+
+
+@dataclass(frozen=True, slots=True)
+class Compute:
+    """Compute of one recurrent module for a given number of tokens (see the module conventions)."""
+
+    step_macs: int
+    step_elementwise: int
+    tokens: int
+    forward_macs: int
+    forward_elementwise: int
+    training_macs: int  # forward + BACKWARD_FACTOR * forward
+
+    @property
+    def forward_flops(self) -> int:
+        return 2 * self.forward_macs
+
+
+def compute(spec: RNNSpec, n_tokens: int) -> Compute:
+    """Forward and training compute of ``spec`` over ``n_tokens`` sequence elements."""
+    macs, ew = step_macs(spec), step_elementwise(spec)
+    forward = macs * n_tokens
+    return Compute(macs, ew, n_tokens, forward, ew * n_tokens, forward * (1 + BACKWARD_FACTOR))
+
+
+@dataclass(frozen=True, slots=True)
+class StateMemory:
+    """Elements of what a full-sequence module returns for one batch (cells: h and c of one step)."""
+
+    output: int  # tokens * D * r (a cell: h')
+    h_n: int  # num_layers * D * batch * r
+    c_n: int  # num_layers * D * batch * h (LSTM only)
+    dtype: str | None = "float32"  # what the module computes in (None: not a dtype of ITEMSIZE)
+
+    @property
+    def elements(self) -> int:
+        return self.output + self.h_n + self.c_n
+
+    @property
+    def bytes(self) -> int | None:
+        return None if self.dtype is None else self.elements * ITEMSIZE[self.dtype]
+
+
+def state_memory(spec: RNNSpec, batch: int, n_tokens: int, dtype: str | None = "float32") -> StateMemory:
+    """Exact sizes of the tensors the module returns (what forward hands back, not what autograd saves).
+
+    ``n_tokens`` is ``batch * seq_len`` (padded) or ``sum(lengths)`` (a PackedSequence's data rows);
+    a cell's figures are for one step of ``batch``. ``dtype`` (a key of :data:`ITEMSIZE`) gives the bytes.
+    """
+    if dtype is not None:
+        require_dtype(dtype)
+    r, h, d = spec.recurrent_size, spec.hidden_size, spec.directions
+    lstm = spec.gates == 4
+    if spec.is_cell:
+        return StateMemory(batch * h, 0, batch * h if lstm else 0, dtype)
+    return StateMemory(
+        n_tokens * d * r,
+        spec.num_layers * d * batch * r,
+        spec.num_layers * d * batch * h if lstm else 0,
+        dtype,
+    )
+
 
 _CELL_FACTOR = {"LSTMCell": 6, "GRUCell": 7, "RNNCell": 2}
 

@@ -3,29 +3,34 @@
 ``check(model, **expectations)`` returns the :class:`Report` when all is well
 and otherwise raises one :class:`CheckFailedError` that lists every problem
 (or, with ``mode="warn"``, logs them). ``find_problems`` is the same search,
-returning the problems as data.
+returning the problems as data. ``install_sanity_hook`` runs ``check`` on a
+model's first forward call. All of them read the model through one
+``summarize`` walk: the report and its tree.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
-import inspect
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import torch
 from torch import nn
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
+from torch.utils.hooks import RemovableHandle
 
-from .errors import CheckFailedError, InvalidSettingsError
+from .errors import CheckFailedError, InvalidSettingsError, NotAModuleError, Problem
+from .formulas import SETTINGS
 from .registry import Registry
-from .report import RecurrentEntry, Report, summarize
-from .walk import Tree, unique_parameters, walk
+from .results import RecurrentEntry, Report
+from .summarize import Summary, summarize_tree
+from .walk import Tree, unique_parameters
 
-__all__ = ["CODES", "Problem", "check", "find_problems", "validate_options", "weights_in_one_chunk"]
+__all__ = ["CODES", "Problem", "check", "find_problems", "install_sanity_hook"]
 
 log = logging.getLogger("torchlstm_params")
 
@@ -58,34 +63,7 @@ _FINDING_CODES: Final = {
     "unexpected": "RNN_TENSOR_UNEXPECTED",
     "uninitialized": "LAZY_UNINITIALIZED",
 }
-_RECURRENT_SETTINGS: Final = (
-    "kind",
-    "input_size",
-    "hidden_size",
-    "num_layers",
-    "bidirectional",
-    "proj_size",
-    "bias",
-    "dropout",
-    "batch_first",
-)
 _ANY_MODULE_SETTINGS: Final = ("params", "trainable_params", "type")
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing wrong with a model: a stable code, where, and what was expected and found."""
-
-    code: str
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"[{self.code}] {self.path or '(root)'}: {self.message}"
-
-
-def _where(path: str) -> str:
-    return path or "(root)"
 
 
 def _count_problems(
@@ -140,32 +118,34 @@ def _finding_problems(entry: RecurrentEntry, strict: bool) -> list[Problem]:
     return out
 
 
-def _expectation_problems(report: Report, expect: Mapping[str, Mapping[str, object]]) -> list[Problem]:
+def _expectation_problems(summary: Summary, expect: Mapping[str, Mapping[str, object]]) -> list[Problem]:
+    report, tree = summary.report, summary.tree
     rows = {row.name: row for row in report.rows}
+    index = {p: i for i, p in enumerate(tree.paths)}
     aliases = {a.path: a.same_as for a in report.aliases}
     recurrent = {e.name: e for e in report.recurrent}
     out = []
     for path, wanted in expect.items():
-        if not isinstance(wanted, Mapping):
-            raise InvalidSettingsError(f"expect[{path!r}] must be a mapping of setting -> value, got {wanted!r}")
-        unknown = sorted(set(wanted) - set(_RECURRENT_SETTINGS) - set(_ANY_MODULE_SETTINGS))
-        if unknown:
-            known = ", ".join(_RECURRENT_SETTINGS + _ANY_MODULE_SETTINGS)
-            raise InvalidSettingsError(f"expect[{path!r}] has unknown settings {unknown}; known: {known}")
         path = aliases.get(path, path)
-        row = rows.get(path)
-        if row is None:
-            close = difflib.get_close_matches(path, list(rows), n=3, cutoff=0.5)
+        if path not in index:
+            close = difflib.get_close_matches(path, tree.paths, n=3, cutoff=0.5)
             hint = f"; closest: {', '.join(repr(c) for c in close)}" if close else ""
             out.append(Problem("MODULE_NOT_FOUND", path, f"no module at this path{hint}"))
             continue
+        row = rows.get(path)
         entry = recurrent.get(path)
-        found: dict[str, object] = {"params": row.params, "trainable_params": row.trainable_params, "type": row.type}
+        found: dict[str, object] = {"type": type(tree.modules[index[path]]).__name__}
+        if row is not None:
+            found.update(params=row.params, trainable_params=row.trainable_params)
         if entry is not None:
-            found.update({key: getattr(entry, key) for key in _RECURRENT_SETTINGS})
+            found.update(entry.settings)
         for key, value in wanted.items():
             if key not in found:
-                message = f"{key}={value!r} asked of a {row.type}, which is not recurrent"
+                if key in ("params", "trainable_params"):
+                    message = f"{key} of {path!r} is not in the report (summarized with max_depth={report.max_depth})"
+                    out.append(Problem("MODULE_NOT_FOUND", path, message))
+                    continue
+                message = f"{key}={value!r} asked of a {found['type']}, which is not recurrent"
                 out.append(Problem("MODULE_NOT_RECURRENT", path, message))
                 break
             have = found[key]
@@ -199,13 +179,8 @@ def weights_in_one_chunk(weights: Sequence[torch.Tensor]) -> bool:
     return True
 
 
-def _module_problems(
-    report: Report,
-    model: nn.Module,
-    allow_frozen: tuple[str, ...],
-    check_finite: bool,
-) -> list[Problem]:
-    tree = walk(model)
+def _module_problems(summary: Summary, allow_frozen: tuple[str, ...], check_finite: bool) -> list[Problem]:
+    report, tree = summary.report, summary.tree
     modules = dict(zip(tree.paths, tree.modules, strict=True))
     out: list[Problem] = []
     anything_trains = report.trainable_params > 0
@@ -244,7 +219,7 @@ def _module_problems(
                         "and warns; call module.flatten_parameters() after moving or replacing weights",
                     )
                 )
-        if entry.dropout > 0 and entry.num_layers == 1 and isinstance(module, nn.RNNBase):
+        if entry.dropout > 0 and entry.spec.num_layers == 1 and isinstance(module, nn.RNNBase):
             out.append(
                 Problem(
                     "RNN_DROPOUT_NO_EFFECT",
@@ -252,9 +227,7 @@ def _module_problems(
                     f"dropout={entry.dropout} has no effect with num_layers=1 (dropout only applies between layers)",
                 )
             )
-    out.extend(_device_problems(tree))
-    if check_finite:
-        out.extend(_finite_problems(tree))
+    out.extend(_tensor_problems(tree, check_finite))
     return out
 
 
@@ -262,25 +235,16 @@ def _lazy(p: torch.Tensor) -> bool:
     return isinstance(p, UninitializedParameter | UninitializedBuffer)
 
 
-def _device_problems(tree: Tree) -> list[Problem]:
+def _tensor_problems(tree: Tree, check_finite: bool) -> list[Problem]:
+    """One pass over the unique parameters: the devices they span and, if asked, NaN and Inf values."""
     where: dict[str, list[str]] = {}
-    for path, name, p in unique_parameters(tree):
-        if not _lazy(p):
-            where.setdefault(str(p.device), []).append(f"{path}.{name}" if path else name)
-    if len(where) <= 1:
-        return []
-    detail = "; ".join(
-        f"{device}: {len(names)} tensors ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
-        for device, names in sorted(where.items())
-    )
-    return [Problem("MODEL_MULTI_DEVICE", "", f"expected one device, found {len(where)}: {detail}")]
-
-
-def _finite_problems(tree: Tree) -> list[Problem]:
     out = []
     with torch.no_grad():
         for path, name, p in unique_parameters(tree):
-            if _lazy(p) or p.is_meta:
+            if _lazy(p):
+                continue
+            where.setdefault(str(p.device), []).append(f"{path}.{name}" if path else name)
+            if not check_finite or p.is_meta:
                 continue
             # A DTensor is scanned through this rank's shard: no collective call, each rank its own part.
             values = p.to_local() if hasattr(p, "to_local") else p
@@ -289,47 +253,125 @@ def _finite_problems(tree: Tree) -> list[Problem]:
             nan = int(torch.isnan(values).sum())
             inf = int(torch.isinf(values).sum())
             out.append(Problem("NON_FINITE", path, f"{name} holds {nan:,} NaN and {inf:,} Inf of {p.numel():,} values"))
+    if len(where) > 1:
+        detail = "; ".join(
+            f"{device}: {len(names)} tensors ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+            for device, names in sorted(where.items())
+        )
+        out.insert(0, Problem("MODEL_MULTI_DEVICE", "", f"expected one device, found {len(where)}: {detail}"))
     return out
 
 
-def find_problems(
-    model: nn.Module,
-    *,
-    expect_params: int | None = None,
-    max_params: int | None = None,
-    min_params: int | None = None,
-    expect_trainable: int | None = None,
-    expect: Mapping[str, Mapping[str, object]] | None = None,
-    allow_frozen: Iterable[str] = (),
-    allow: Iterable[str] = (),
-    check_finite: bool = True,
-    strict: bool = False,
-    registry: Registry | None = None,
-) -> tuple[Report, tuple[Problem, ...]]:
+@dataclass(frozen=True, slots=True)
+class CheckOptions:
+    """What ``check`` is asked to check: the keyword arguments of :func:`check`, validated once."""
+
+    mode: str = "raise"
+    expect_params: int | None = None
+    max_params: int | None = None
+    min_params: int | None = None
+    expect_trainable: int | None = None
+    expect: Mapping[str, Mapping[str, object]] = dataclasses.field(default_factory=dict)
+    allow_frozen: tuple[str, ...] = ()
+    allow: frozenset[str] = frozenset()
+    check_finite: bool = True
+    strict: bool = False
+    registry: Registry | None = None
+
+
+def check_options(caller: str = "check", **options: Any) -> CheckOptions:
+    """Validate :func:`check`'s keyword arguments now (before any training code runs), naming each bad one."""
+    accepted = [f.name for f in dataclasses.fields(CheckOptions)]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, accepted, n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise InvalidSettingsError(f"{caller}() got unknown options {', '.join(hints)}; accepted: {', '.join(accepted)}")
+    mode = options.get("mode", "raise")
+    if mode not in ("raise", "warn"):
+        raise InvalidSettingsError(f"{caller}(): mode must be 'raise' or 'warn', got: {mode!r}")
+    for name in ("expect_params", "max_params", "min_params", "expect_trainable"):
+        value = options.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise InvalidSettingsError(f"{caller}(): {name} must be an int >= 0, got: {value!r}")
+    expect = options.get("expect") or {}
+    if not isinstance(expect, Mapping):
+        raise InvalidSettingsError(f"{caller}(): expect must be a mapping of module path -> settings, got: {expect!r:.80}")
+    for path, wanted in expect.items():
+        _check_expectation(caller, path, wanted)
+    allow_frozen = _strings(caller, "allow_frozen", options.get("allow_frozen", ()))
+    allow = frozenset(_strings(caller, "allow", options.get("allow", ())))
+    unknown_codes = sorted(allow - set(CODES))
+    if unknown_codes:
+        raise InvalidSettingsError(f"{caller}(): allow names unknown problem codes {unknown_codes}; known: {', '.join(CODES)}")
+    for name in ("check_finite", "strict"):
+        if name in options and not isinstance(options[name], bool):
+            raise InvalidSettingsError(f"{caller}(): {name} must be True or False, got: {options[name]!r}")
+    registry = options.get("registry")
+    if registry is not None and not isinstance(registry, Registry):
+        raise InvalidSettingsError(f"{caller}(): registry must be a torchlstm_params.Registry, got: {type(registry).__name__}")
+    return CheckOptions(
+        mode=mode,
+        expect_params=options.get("expect_params"),
+        max_params=options.get("max_params"),
+        min_params=options.get("min_params"),
+        expect_trainable=options.get("expect_trainable"),
+        expect=dict(expect),
+        allow_frozen=allow_frozen,
+        allow=allow,
+        check_finite=options.get("check_finite", True),
+        strict=options.get("strict", False),
+        registry=registry,
+    )
+
+
+def _strings(caller: str, name: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise InvalidSettingsError(f"{caller}(): {name} must be a list of strings, got: {value!r:.80}")
+    items = tuple(value)
+    if not all(isinstance(item, str) for item in items):
+        raise InvalidSettingsError(f"{caller}(): {name} must be a list of strings, got: {items!r:.80}")
+    return items
+
+
+def _check_expectation(caller: str, path: object, wanted: object) -> None:
+    if not isinstance(path, str):
+        raise InvalidSettingsError(f"{caller}(): expect keys are module paths (str), got: {path!r}")
+    if not isinstance(wanted, Mapping):
+        raise InvalidSettingsError(f"{caller}(): expect[{path!r}] must be a mapping of setting -> value, got {wanted!r}")
+    known = SETTINGS + _ANY_MODULE_SETTINGS
+    for key in wanted:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InvalidSettingsError(f"{caller}(): expect[{path!r}] has unknown setting {key!r}{hint}; known: {', '.join(known)}")
+
+
+def problems_in(summary: Summary, options: CheckOptions) -> tuple[Problem, ...]:
+    """Every problem of a summarized model under ``options``, minus the codes it allows."""
+    report = summary.report
+    problems = _count_problems(
+        report, options.expect_params, options.max_params, options.min_params, options.expect_trainable
+    )
+    for entry in report.recurrent:
+        problems.extend(_finding_problems(entry, options.strict))
+    problems.extend(_expectation_problems(summary, options.expect))
+    problems.extend(_module_problems(summary, options.allow_frozen, options.check_finite))
+    return tuple(p for p in problems if p.code not in options.allow)
+
+
+def find_problems(model: nn.Module, **options: Any) -> tuple[Report, tuple[Problem, ...]]:
     """Summarize ``model`` and list every problem, minus the codes in ``allow``.
 
-    Differences the summary explains (weight_norm, packed weights, extra
-    parameters...) are problems only with ``strict=True``.
+    Takes :func:`check`'s keyword arguments (``mode`` aside). Differences the summary
+    explains (weight_norm, packed weights, extra parameters...) are problems only
+    with ``strict=True``.
     """
-    allowed = frozenset(allow)
-    unknown = sorted(allowed - set(CODES))
-    if unknown:
-        raise InvalidSettingsError(f"allow= names unknown problem codes {unknown}; known: {', '.join(CODES)}")
-    for name, value in (
-        ("expect_params", expect_params),
-        ("max_params", max_params),
-        ("min_params", min_params),
-        ("expect_trainable", expect_trainable),
-    ):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise InvalidSettingsError(f"{name} must be an int >= 0, got: {value!r}")
-    report = summarize(model, registry=registry)
-    problems = _count_problems(report, expect_params, max_params, min_params, expect_trainable)
-    for entry in report.recurrent:
-        problems.extend(_finding_problems(entry, strict))
-    problems.extend(_expectation_problems(report, expect or {}))
-    problems.extend(_module_problems(report, model, tuple(allow_frozen), check_finite))
-    return report, tuple(p for p in problems if p.code not in allowed)
+    checked = check_options("find_problems", **options)
+    summary = summarize_tree(model, registry=checked.registry)
+    return summary.report, problems_in(summary, checked)
 
 
 def check(
@@ -352,16 +394,15 @@ def check(
     Returns the :class:`Report` when no problem is found. Otherwise
     ``mode="raise"`` (default) raises :class:`CheckFailedError` listing every
     problem; ``mode="warn"`` logs each one on the ``torchlstm_params`` logger
-    and returns the report.
+    and returns the report. The model is walked once.
 
     >>> from torch import nn
     >>> check(nn.LSTM(3, 2), expect_params=56).total_params
     56
     """
-    if mode not in ("raise", "warn"):
-        raise InvalidSettingsError(f"mode must be 'raise' or 'warn', got: {mode!r}")
-    report, problems = find_problems(
-        model,
+    options = check_options(
+        "check",
+        mode=mode,
         expect_params=expect_params,
         max_params=max_params,
         min_params=min_params,
@@ -373,17 +414,47 @@ def check(
         strict=strict,
         registry=registry,
     )
+    return run_check(summarize_tree(model, registry=options.registry), options)
+
+
+def run_check(summary: Summary, options: CheckOptions) -> Report:
+    """:func:`check` on an already summarized model."""
+    problems = problems_in(summary, options)
     if problems:
-        if mode == "raise":
-            raise CheckFailedError(problems, report)
+        if options.mode == "raise":
+            raise CheckFailedError(problems, summary.report)
         for problem in problems:
             log.warning("%s", problem)
-    return report
+    return summary.report
 
 
-def validate_options(options: Mapping[str, object], caller: str) -> None:
-    """Refuse options ``check`` does not take, naming them (before any training code runs)."""
-    accepted = set(inspect.signature(check).parameters) - {"model"}
-    unknown = sorted(set(options) - accepted)
-    if unknown:
-        raise TypeError(f"{caller}() got unknown options {unknown}; accepted: {', '.join(sorted(accepted))}")
+def install_sanity_hook(model: nn.Module, **options: Any) -> RemovableHandle:
+    """Run ``check(model, **options)`` when ``model`` is first called, then remove the hook.
+
+    Returns the hook's :class:`~torch.utils.hooks.RemovableHandle`; it is also
+    a context manager, so ``with install_sanity_hook(model): ...`` removes the
+    hook on exit even if the model was never called. Options are validated
+    now, not at the first forward call.
+
+    >>> from torch import nn
+    >>> import torch
+    >>> rnn = nn.GRU(3, 4)
+    >>> handle = install_sanity_hook(rnn, expect_params=3 * 4 * (3 + 4) + 2 * 3 * 4)
+    >>> _ = rnn(torch.zeros(1, 3))
+    >>> handle.id in rnn._forward_pre_hooks
+    False
+    """
+    if not isinstance(model, nn.Module):
+        raise NotAModuleError(f"install_sanity_hook() expects a torch.nn.Module, got {type(model).__name__}")
+    # Fail on a typo or a bad value in the options now, before any training code runs.
+    checked = check_options("install_sanity_hook", **options)
+    handle: RemovableHandle
+
+    def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+        try:
+            run_check(summarize_tree(module, registry=checked.registry), checked)
+        finally:
+            handle.remove()
+
+    handle = model.register_forward_pre_hook(hook)
+    return handle

@@ -1,0 +1,266 @@
+"""``summarize(model)``: one static pass over a model, returned as a :class:`~torchlstm_params.results.Report`.
+
+No forward pass, no hooks, no tensor data read, no change to the model:
+names, shapes, dtypes and ``requires_grad`` flags are all it looks at, so a
+meta-device model summarizes as fast as any other. The flow is the module
+names': walk -> detect -> tally (with the formulas) -> crosscheck -> results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.utils import parametrize
+
+from .crosscheck import Explanation, crosscheck
+from .detect import TORCH_RECURRENT_CLASSES, Detected, Memo, detect, may_be_recurrent
+from .distributed import local_figures_of
+from .errors import InvalidSettingsError, NotAModuleError
+from .estimates import ITEMSIZE, compute, saved_activations, state_memory, tokens
+from .formulas import Formula, formula
+from .registry import Registry, default_registry
+from .results import DtypeUsage, ModuleAlias, ModuleRow, RecurrentEntry, Report, SharedTensor
+from .tally import tally
+from .walk import Tree, walk
+
+__all__ = ["Summary", "summarize", "summarize_tree"]
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A report and the tree it was built from, so that the sanity check, the memory figures and
+    the command line read the model through the one walk ``summarize`` made."""
+
+    report: Report
+    tree: Tree
+
+
+def summarize(
+    model: nn.Module,
+    max_depth: int | None = None,
+    *,
+    registry: Registry | None = None,
+    batch: int | None = None,
+    seq_len: int | None = None,
+    lengths: Sequence[int] | None = None,
+) -> Report:
+    """Count, locate and cross-check every parameter of ``model``.
+
+    ``max_depth`` limits the module rows (0: the root alone; ``None``: all);
+    recurrent modules and totals always cover the whole model. Wrappers that
+    only rename (``torch.compile``, ``DataParallel``, ``DistributedDataParallel``)
+    are looked through and named once in ``wrappers``. ``registry`` adds
+    recurrent classes (default: :data:`default_registry`). With ``batch`` and
+    ``seq_len`` (or the ``lengths`` of a packed batch) every recurrent entry
+    also gets its compute and returned-state sizes (see :mod:`torchlstm_params.estimates`).
+
+    >>> from torch import nn
+    >>> report = summarize(nn.LSTM(3, 2))
+    >>> report.total_params, report.recurrent[0].formula.derivation
+    (56, '4·2·(3+2) + 2·4·2 = 56')
+    """
+    return summarize_tree(
+        model, max_depth, registry=registry, batch=batch, seq_len=seq_len, lengths=lengths
+    ).report
+
+
+def summarize_tree(
+    model: nn.Module,
+    max_depth: int | None = None,
+    *,
+    registry: Registry | None = None,
+    batch: int | None = None,
+    seq_len: int | None = None,
+    lengths: Sequence[int] | None = None,
+) -> Summary:
+    """:func:`summarize`, returning the walked tree beside the report (for the library's own consumers)."""
+    _check_args(model, max_depth, registry, lengths)
+    batch_shape = None
+    if batch is not None or seq_len is not None or lengths is not None:
+        batch_shape = _BatchShape(batch, seq_len, None if lengths is None else list(lengths))
+    tree = walk(model)
+    report = _report(tree, max_depth, default_registry if registry is None else registry, batch_shape)
+    if dist.is_available() and dist.is_initialized():  # sharded parameters: add this rank's share (no collective)
+        report = dataclasses.replace(report, local=local_figures_of(tree))
+    return Summary(report, tree)
+
+
+def _check_args(model: object, max_depth: object, registry: object, lengths: object) -> None:
+    if not isinstance(model, nn.Module):
+        kind = type(model)
+        raise NotAModuleError(
+            f"summarize() expects a torch.nn.Module, got {kind.__module__}.{kind.__qualname__}: {model!r:.80}"
+        )
+    if max_depth is not None and (isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 0):
+        raise InvalidSettingsError(f"max_depth must be None or an int >= 0, got: {max_depth!r}")
+    if registry is not None and not isinstance(registry, Registry):
+        raise InvalidSettingsError(f"registry must be a torchlstm_params.Registry, got: {type(registry).__name__}")
+    if lengths is not None and (isinstance(lengths, str | bytes) or not isinstance(lengths, Sequence)):
+        raise InvalidSettingsError(f"lengths must be a sequence of ints (a packed batch), got: {lengths!r:.80}")
+
+
+def _detect_all(tree: Tree, registry: Registry) -> dict[int, tuple[Detected, Formula]]:
+    """Recurrent nodes -> (settings, formula).
+
+    Every recurrent module is found wherever it sits, inside another recurrent module too.
+    One memo for the whole summary: each class is asked once whether it may be recurrent,
+    each distinct (class, settings, their types) validated once, each distinct spec's
+    formula built once.
+    """
+    found: dict[int, tuple[Detected, Formula]] = {}
+    memo: Memo = {}
+    formulas: dict[int, Formula] = {}  # id(Detected) -> its formula; the memo keeps each Detected alive
+    for i, module in enumerate(tree.modules):
+        cls = type(module)
+        candidate = memo.get(cls)
+        if candidate is None:
+            candidate = memo[cls] = may_be_recurrent(cls, registry)
+        if not candidate:
+            continue
+        detected = detect(module, tree.paths[i], memo, registry)
+        if detected is None:
+            continue
+        f = formulas.get(id(detected))
+        if f is None:
+            f = formulas[id(detected)] = formula(detected.spec)
+        found[i] = (detected, f)
+    return found
+
+
+def _entry(tree: Tree, i: int, detected: Detected, f: Formula, tensor_params: int, exact: bool) -> RecurrentEntry:
+    module = tree.modules[i]
+    common = {
+        "name": tree.paths[i],
+        "type": type(module).__name__,
+        "spec": detected.spec,
+        "dropout": detected.dropout,
+        "batch_first": detected.batch_first,
+        "formula": f,
+        "origin": detected.origin,
+    }
+    if exact and tensor_params == f.params:
+        return RecurrentEntry(**common, tensor_params=f.params)
+    check = crosscheck(f, module, detected)
+    explanations = check.explanations
+    if not detected.packed and tensor_params != check.accounted:
+        # Parameters of submodules that are neither the recurrent tensors nor their stand-ins.
+        extra = tensor_params - check.accounted
+        message = f"{extra:,} elements in submodules are not part of the recurrent formula; counted in totals"
+        explanations += (Explanation("(submodules)", "extra", message, extra),)
+    return RecurrentEntry(
+        **common,
+        tensor_params=tensor_params,
+        findings=check.findings,
+        explanations=explanations,
+        packed=check.packed,
+    )
+
+
+class _BatchShape:
+    """The batch the compute and memory figures are for: padded (batch, seq_len) or packed (lengths)."""
+
+    def __init__(self, batch: int | None, seq_len: int | None, lengths: list[int] | None) -> None:
+        self.tokens = tokens(batch, seq_len, lengths)  # validates the arguments
+        self.batch, self.seq_len, self.lengths = batch, seq_len, lengths
+        rows = len(lengths) if lengths is not None else batch
+        assert rows is not None  # tokens() accepted the arguments
+        self.rows: int = rows
+
+    def figures(self, entry: RecurrentEntry, module: nn.Module) -> RecurrentEntry:
+        """``entry`` with its compute, returned-state and saved-for-backward figures for this batch."""
+        dtype: str | None = _activation_dtype(module)
+        if dtype not in ITEMSIZE:  # a dtype no recurrent kernel computes in (float8, say): elements only
+            dtype = None
+        saved = None
+        if dtype is not None and _runs_torch_recurrence(module):
+            saved = saved_activations(
+                entry.spec,
+                self.batch,
+                self.seq_len,
+                self.lengths,
+                batch_first=entry.batch_first,
+                dropout=entry.dropout,
+                dtype=dtype,
+            )
+        return dataclasses.replace(
+            entry,
+            compute=compute(entry.spec, self.tokens),
+            state=state_memory(entry.spec, self.rows, self.tokens, dtype),
+            saved=saved,
+        )
+
+
+def _runs_torch_recurrence(module: nn.Module) -> bool:
+    """Whether ``module``'s forward is torch's own and nothing else, which the saved-activation figures model.
+
+    Dynamic-quantized modules (no autograd), torch's quantizable LSTM and registered
+    classes (recurrences written in Python), subclasses with their own forward, and
+    scripted RNNs (torch 2.13 compiles no forward for them) save something else or nothing;
+    parametrized weights (weight_norm, say) and forward hooks save their own tensors on top.
+    """
+    if parametrize.is_parametrized(module) or module._forward_pre_hooks or module._forward_hooks:
+        return False
+    defining = next((cls for cls in type(module).__mro__ if "forward" in vars(cls)), None)
+    return defining in TORCH_RECURRENT_CLASSES
+
+
+def _activation_dtype(module: nn.Module) -> str:
+    """The dtype a recurrent module computes in: its first floating parameter's (float32 when packed)."""
+    for p in module.parameters():
+        if p.is_floating_point() or p.is_complex():
+            return str(p.dtype).removeprefix("torch.")
+    return "float32"  # dynamic-quantized modules keep int8 weights and compute in float32
+
+
+def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: _BatchShape | None) -> Report:
+    modules, paths, depths = tree.modules, tree.paths, tree.depths
+    recurrent = _detect_all(tree, registry)
+    counts = tally(tree, {i: f for i, (_, f) in recurrent.items()})
+    entries = [
+        _entry(tree, i, detected, f, counts.params[i], i in counts.exact) for i, (detected, f) in recurrent.items()
+    ]
+    if batch_shape is not None:
+        entries = [batch_shape.figures(e, modules[i]) for e, i in zip(entries, recurrent, strict=True)]
+    sub, sub_train, sub_lazy = counts.params, counts.trainable, counts.lazy
+    types = [type(m).__name__ for m in modules]
+    is_recurrent = [i in recurrent for i in range(len(tree))]
+    make_row = ModuleRow._make  # tuple.__new__ on ready tuples: no per-row Python-level __new__
+    rows = tuple(map(make_row, zip(paths, types, depths, sub, sub_train, sub_lazy, is_recurrent, strict=True)))
+    if max_depth is not None:
+        rows = tuple(row for row in rows if row.depth <= max_depth)
+    dtypes = tuple(
+        DtypeUsage(str(dt).removeprefix("torch."), k, k * dt.itemsize, counts.trainable_by_dtype[dt], dt.itemsize)
+        for dt, k in sorted(counts.by_dtype.items(), key=lambda item: str(item[0]))
+    )
+    total, trainable = sub[0], sub_train[0]
+    return Report(
+        model_type=type(modules[0]).__name__,
+        total_params=total,
+        trainable_params=trainable,
+        non_trainable_params=total - trainable,
+        uninitialized=tuple(counts.uninitialized),
+        param_bytes=sum(d.bytes for d in dtypes),
+        dtypes=dtypes,
+        buffer_count=counts.buffer_count,
+        buffer_elements=counts.buffer_elements,
+        buffer_bytes=counts.buffer_bytes,
+        rows=rows,
+        recurrent=tuple(entries),
+        shared=tuple(SharedTensor(tuple(v), _numel_or_none(t)) for v, t in counts.shared_names),
+        aliases=tuple(ModuleAlias(a.path, paths[a.target]) for a in tree.aliases),
+        max_depth=max_depth,
+        tokens=None if batch_shape is None else batch_shape.tokens,
+        wrappers=tuple(f"{path}: {label}" if path else label for path, label in tree.wrappers),
+    )
+
+
+def _numel_or_none(tensor: torch.Tensor) -> int | None:
+    try:
+        return tensor.numel()
+    except ValueError:  # UninitializedParameter
+        return None
