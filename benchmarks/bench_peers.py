@@ -269,12 +269,12 @@ def phase_breakdown(model: nn.Module, repeats: int) -> str:
     """Median ms of each phase of ``summarize`` on ``model``, timed apart, next to the baseline.
 
     cProfile's own times inflate code made of many small calls; these are plain
-    wall times with the collector paused, as ``summarize`` runs them.
+    wall times (the collector runs as it does for any caller).
     """
     from operator import attrgetter
 
     from torchlstm_params.registry import default_registry
-    from torchlstm_params.report import _detect_all
+    from torchlstm_params.summarize import _detect_all
     from torchlstm_params.tally import tally
     from torchlstm_params.walk import walk
 
@@ -288,11 +288,9 @@ def phase_breakdown(model: nn.Module, repeats: int) -> str:
         times = []
         gc.collect()
         for _ in range(repeats):
-            gc.disable()
             start = time.perf_counter()
             fn()
             times.append(time.perf_counter() - start)
-            gc.enable()
         return statistics.median(times) * 1e3
 
     phases = [

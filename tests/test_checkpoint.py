@@ -84,7 +84,7 @@ def test_safetensors_header_gives_the_same_report(tmp_path: Path, capsys):
 def test_real_lightning_checkpoint(tmp_path: Path, capsys):
     import lightning.pytorch as pl
 
-    from tests.test_lightning import Tagger
+    from tests.helpers import lightning_tagger as Tagger
 
     model = Tagger(hidden=7)
     trainer = pl.Trainer(
@@ -239,7 +239,7 @@ def test_usage_errors(capsys, tmp_path: Path):
 
 
 def test_debug_shows_the_traceback(tmp_path: Path):
-    from torchlstm_params.checkpoint import CheckpointError
+    from torchlstm_params.errors import CheckpointError
 
     with pytest.raises(CheckpointError, match="no such file"):
         main([str(tmp_path / "nope.pt"), "--debug"])

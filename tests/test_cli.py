@@ -45,14 +45,14 @@ def test_keras_column(capsys):
 
 
 def test_factory_with_kwargs(capsys):
-    code, out, _ = run(capsys, "tests.factories:tagger", "--kwargs", '{"hidden": 8}', "--format", "json")
+    code, out, _ = run(capsys, "tests.helpers:tagger", "--kwargs", '{"hidden": 8}', "--format", "json")
     assert code == 0
     data = json.loads(out)
     assert data["total_params"] == 100 * 16 + 2 * (3 * 8 * (16 + 8) + 2 * 3 * 8) + 16 * 5 + 5
 
 
 def test_factory_that_refuses_meta_is_built_for_real(capsys):
-    code, out, _ = run(capsys, "tests.factories:needs_real_device", "--format", "json")
+    code, out, _ = run(capsys, "tests.helpers:needs_real_device", "--format", "json")
     assert code == 0 and json.loads(out)["total_params"] == 4 * 4 * 8 + 8 * 4
 
 
@@ -68,14 +68,14 @@ def test_factory_that_refuses_meta_is_built_for_real(capsys):
         (["LSTM(10, 0)"], "LSTM(10, 0): hidden_size must be greater than zero"),
         (["GRU(4, 8, proj_size=2)"], "GRU(4, 8, proj_size=2): "),
         (["no_such_pkg_xyz.mod:build"], "cannot import 'no_such_pkg_xyz.mod' for factory"),
-        (["tests.factories:nothing"], "'tests.factories' has no attribute 'nothing'"),
-        (["tests.factories:not_a_model"], "factory 'tests.factories:not_a_model' returned int, not a torch.nn.Module"),
+        (["tests.helpers:nothing"], "'tests.helpers' has no attribute 'nothing'"),
+        (["tests.helpers:not_a_model"], "factory 'tests.helpers:not_a_model' returned int, not a torch.nn.Module"),
         (
-            ["tests.factories:broken"],
-            "factory 'tests.factories:broken' failed: KeyError: \"missing config entry 'layers'\"",
+            ["tests.helpers:broken"],
+            "factory 'tests.helpers:broken' failed: KeyError: \"missing config entry 'layers'\"",
         ),
-        (["tests.factories:tagger", "--kwargs", "{oops"], "--kwargs is not valid JSON"),
-        (["tests.factories:tagger", "--kwargs", "[1]"], "--kwargs must be a JSON object, got list"),
+        (["tests.helpers:tagger", "--kwargs", "{oops"], "--kwargs is not valid JSON"),
+        (["tests.helpers:tagger", "--kwargs", "[1]"], "--kwargs must be a JSON object, got list"),
         (["LSTM(2, 2)", "--depth", "-1"], "max_depth must be None or an int >= 0, got: -1"),
         (["justaword"], "a factory is 'package.module:callable', got 'justaword'"),
     ],

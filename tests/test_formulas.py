@@ -99,7 +99,7 @@ def test_derivation_strings_are_readable():
     assert derivation(make_spec("LSTM", 3, 2)) == "4·2·(3+2) + 2·4·2 = 56"
     assert keras_derivation(make_spec("LSTM", 3, 2)) == "4·(2·(3+2) + 2) = 48"
     assert keras_derivation(make_spec("RNN", 3, 2)) == "2·(3+2) + 2 = 12"
-    assert derivation(make_spec("RNN", 10, 20, 3, bias=False)) == "20·(10+20) + 2·[20·(20+20)] = 2,200"
+    assert derivation(make_spec("RNN", 10, 20, 3, bias=False)) == "[20·(10+20)] + 2·[20·(20+20)] = 2,200"
     assert derivation(make_spec("GRU", 3, 2, bidirectional=True)) == "2·(3·2·(3+2) + 2·3·2) = 84"
 
 

@@ -19,7 +19,7 @@ def test_formula_equals_torch_tensors_on_meta(config: Config):
     report = summarize(module)
     (entry,) = report.recurrent
     real = {name: tuple(p.shape) for name, p in module.named_parameters()}
-    expected = {t.name: t.shape for layer in entry.breakdown for t in layer.tensors}
+    expected = {t.name: t.shape for layer in entry.formula.layers for t in layer.tensors}
     assert expected == real
     assert entry.spec == spec
     assert entry.formula_params == sum(p.numel() for p in module.parameters())

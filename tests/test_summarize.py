@@ -41,7 +41,10 @@ def test_totals_rows_and_recurrent_entries_match_torch():
     assert [row.name for row in report.rows] == [name for name, _ in model.named_modules()]
     assert [e.name for e in report.recurrent] == ["encoder", "decoder"]
     enc, dec = report.recurrent
-    assert (enc.kind, enc.input_size, enc.hidden_size, enc.num_layers, enc.bidirectional, enc.proj_size, enc.bias) == (
+    assert tuple(
+        enc.settings[k]
+        for k in ("kind", "input_size", "hidden_size", "num_layers", "bidirectional", "proj_size", "bias")
+    ) == (
         "LSTM",
         16,
         32,
@@ -52,18 +55,18 @@ def test_totals_rows_and_recurrent_entries_match_torch():
     )
     assert enc.formula_params == enc.tensor_params == unique_numel(model.encoder)
     assert enc.matches and enc.status == "ok" and enc.findings == ()
-    assert len(enc.breakdown) == 4
-    assert [(b.layer, b.direction) for b in enc.breakdown] == [
+    assert len(enc.formula.layers) == 4
+    assert [(b.layer, b.direction) for b in enc.formula.layers] == [
         (0, "forward"),
         (0, "reverse"),
         (1, "forward"),
         (1, "reverse"),
     ]
     # layer 0 forward: weight_ih (128,16) + weight_hh (128,8) + 2 biases (128,) + weight_hr (8,32)
-    assert enc.breakdown[0].params == 128 * 16 + 128 * 8 + 2 * 128 + 8 * 32
-    assert enc.keras_params is None  # projection has no Keras equivalent
-    assert dec.kind == "GRUCell" and dec.formula_params == unique_numel(model.decoder)
-    assert dec.keras_params == 3 * (32 * (16 + 32) + 2 * 32)
+    assert enc.formula.layers[0].params == 128 * 16 + 128 * 8 + 2 * 128 + 8 * 32
+    assert enc.formula.keras_params is None  # projection has no Keras equivalent
+    assert dec.spec.kind == "GRUCell" and dec.formula_params == unique_numel(model.decoder)
+    assert dec.formula.keras_params == 3 * (32 * (16 + 32) + 2 * 32)
     assert report.matches
 
 
@@ -180,7 +183,7 @@ def test_subclass_is_detected_by_isinstance():
 
     report = summarize(MyEncoder(3, 5, batch_first=True, dropout=0.0))
     (entry,) = report.recurrent
-    assert (entry.type, entry.kind, entry.batch_first) == ("MyEncoder", "LSTM", True)
+    assert (entry.type, entry.spec.kind, entry.batch_first) == ("MyEncoder", "LSTM", True)
     assert entry.matches
 
 
@@ -219,7 +222,7 @@ def test_impossible_settings_on_a_module_name_the_path():
 @pytest.mark.parametrize("value", [3.0, True, [3]])
 def test_settings_memo_tells_equal_values_of_other_types_apart(value):
     """Validated settings are memoized across calls; 3, 3.0 and True hash alike but only 3 is valid."""
-    assert summarize(nn.GRU(2, 3)).recurrent[0].hidden_size == 3  # memoizes the int settings
+    assert summarize(nn.GRU(2, 3)).recurrent[0].spec.hidden_size == 3  # memoizes the int settings
     gru = nn.GRU(2, 3)
     gru.hidden_size = value
     with pytest.raises(InvalidSettingsError, match=r"^\(root\) \(GRU\): hidden_size should be of type int"):
@@ -276,9 +279,10 @@ def test_to_dict_is_json_and_holds_every_figure():
         "direction": "forward",
         "role": "weight_ih",
     }
-    assert enc["derivation"] == report.recurrent[0].derivation
+    assert enc["derivation"] == report.recurrent[0].formula.derivation
     assert [r["name"] for r in data["rows"]] == [r.name for r in report.rows]
-    assert data["dtypes"] == [{"dtype": "float32", "params": unique_numel(model), "bytes": 4 * unique_numel(model)}]
+    n = unique_numel(model)
+    assert data["dtypes"] == [{"dtype": "float32", "params": n, "bytes": 4 * n, "trainable_params": n, "itemsize": 4}]
 
 
 def snapshot(model: nn.Module):

@@ -12,8 +12,8 @@ from torch import nn
 from torch.ao.nn.quantizable import LSTM as QuantizableLSTM
 from torch.nn.utils import parametrizations, parametrize
 
-from tests.test_check import problems_of
-from torchlstm_params import Registry, check, summarize
+from tests.helpers import problems_of
+from torchlstm_params import NotAModuleError, Registry, check, summarize
 from torchlstm_params.registry import default_registry
 
 
@@ -35,7 +35,14 @@ def test_quantizable_lstm_is_one_lstm_with_its_settings(layers, bidirectional):
     model = nn.Sequential(QuantizableLSTM(4, 8, num_layers=layers, bidirectional=bidirectional))
     report = summarize(model)
     (entry,) = report.recurrent  # its inner cells are not reported again
-    assert (entry.name, entry.kind, entry.input_size, entry.hidden_size, entry.num_layers, entry.bidirectional) == (
+    assert (
+        entry.name,
+        entry.spec.kind,
+        entry.spec.input_size,
+        entry.spec.hidden_size,
+        entry.spec.num_layers,
+        entry.spec.bidirectional,
+    ) == (
         "0",
         "LSTM",
         4,
@@ -75,7 +82,7 @@ def test_dynamic_quantized_lstm_and_gru_report_packed_storage():
     model = quantized(float_model, torch.qint8)
     assert numel(model) == 0  # what a numel sum says
     report = summarize(model)
-    assert [e.kind for e in report.recurrent] == ["LSTM", "GRU", "LSTMCell"]
+    assert [e.spec.kind for e in report.recurrent] == ["LSTM", "GRU", "LSTMCell"]
     lstm_e, gru_e, cell_e = report.recurrent
     assert lstm_e.formula_params == numel(float_model[0]) == lstm(4, 8, 2, 2)
     assert gru_e.formula_params == numel(float_model[1])
@@ -116,7 +123,7 @@ def test_scripted_rnn_is_detected_from_original_name_and_settings():
         scripted = torch.jit.script(model)
     report = summarize(scripted)
     (entry,) = report.recurrent
-    assert (entry.name, entry.kind, entry.num_layers, entry.origin) == ("rnn", "GRU", 2, "torch.jit.script")
+    assert (entry.name, entry.spec.kind, entry.spec.num_layers, entry.origin) == ("rnn", "GRU", 2, "torch.jit.script")
     assert entry.formula_params == numel(model.rnn) and entry.status == "ok"
     assert report.total_params == numel(scripted) == numel(model)
 
@@ -184,7 +191,7 @@ def test_containers_and_cells_stepped_in_a_loop():
     model = Decoder()
     model(torch.zeros(5, 1, 4))
     report = summarize(model)
-    assert [(e.name, e.kind) for e in report.recurrent] == [
+    assert [(e.name, e.spec.kind) for e in report.recurrent] == [
         ("cells.0", "LSTMCell"),
         ("cells.1", "LSTMCell"),
         ("by_name.gru", "GRU"),
@@ -337,7 +344,7 @@ def test_user_registered_cell_gets_formula_and_crosscheck():
     model = nn.Sequential(LayerNormLSTMCell(3, 5))
     assert summarize(model).recurrent == ()  # unknown without the registry
     (entry,) = summarize(model, registry=registry).recurrent
-    assert (entry.kind, entry.input_size, entry.hidden_size) == ("LSTMCell", 3, 5)
+    assert (entry.spec.kind, entry.spec.input_size, entry.spec.hidden_size) == ("LSTMCell", 3, 5)
     assert entry.formula_params == 4 * 5 * (3 + 5) + 8 * 5
     assert entry.tensor_params == numel(model[0]) == entry.formula_params + 2 * 20  # + LayerNorm
     assert [(e.kind, e.delta) for e in entry.explanations] == [("extra", 40)]
@@ -349,8 +356,14 @@ def test_user_registered_cell_gets_formula_and_crosscheck():
 
 def test_registry_errors_are_clear():
     registry = Registry()
-    with pytest.raises(TypeError, match=r"register\(\) expects an nn.Module subclass, got 3"):
+    with pytest.raises(NotAModuleError, match=r"register\(\) expects an nn.Module subclass, got 3"):
         registry.register(3, lambda m: {})  # type: ignore[arg-type]
     registry.register(LayerNormLSTMCell, lambda m: {"kind": "LSTMCell", "input_size": 3})
-    with pytest.raises(ValueError, match=r"^0 \(LayerNormLSTMCell\): registered settings \['input_size', 'kind'\]"):
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"^0 \(LayerNormLSTMCell\): the settings function registered for "
+            r"tests.test_zoo.LayerNormLSTMCell returned settings \['input_size', 'kind'\]"
+        ),
+    ):
         summarize(nn.Sequential(LayerNormLSTMCell(3, 5)), registry=registry)

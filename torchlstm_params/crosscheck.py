@@ -193,7 +193,7 @@ def _mapped(tensors: TensorMap, module: nn.Module) -> Mapping[str, torch.Tensor 
     callback = f"the tensors function registered for {cls.__module__}.{cls.__qualname__}"
     try:
         mapped = tensors(module)
-    except Exception as exc:  # noqa: BLE001 - user code: name it, never a raw traceback
+    except Exception as exc:
         raise InvalidSettingsError(f"{callback} raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(mapped, Mapping):
         raise InvalidSettingsError(f"{callback} should return a mapping of name -> tensor, got {type(mapped).__name__}")

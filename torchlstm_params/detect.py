@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -59,6 +60,7 @@ TORCH_RECURRENT_CLASSES: Final = frozenset({nn.LSTM, nn.GRU, nn.RNN, nn.LSTMCell
 _SCRIPTED: Final = {
     f"__torch__.torch.nn.modules.rnn.{name}": name for name in ("LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell")
 }
+_MANGLED: Final = re.compile(r"\.___torch_mangle_\d+")
 _BUILTIN_BASES: Final = (nn.RNNBase, nn.RNNCellBase, qdynamic.RNNBase, qdynamic.RNNCellBase, RecursiveScriptModule)
 
 # The settings in SETTINGS order, as torch stores them: fetched from __dict__ in one C call.
@@ -90,7 +92,8 @@ def scripted_kind(module: nn.Module) -> str | None:
     """The torch class a scripted module was compiled from, by its qualified type; None for other classes."""
     if not isinstance(module, RecursiveScriptModule):
         return None
-    return _SCRIPTED.get(module._c._type().qualified_name())
+    # TorchScript mangles the names of classes it compiles twice: ...rnn.___torch_mangle_3.GRU
+    return _SCRIPTED.get(_MANGLED.sub("", module._c._type().qualified_name()))
 
 
 def _raw(module: nn.Module) -> _Raw | None:
@@ -153,7 +156,7 @@ def _registered(recognizer: Recognizer, module: nn.Module, path: str) -> Detecte
     callback = f"the settings function registered for {cls.__module__}.{cls.__qualname__}"
     try:
         settings = recognizer.settings(module)
-    except Exception as exc:  # noqa: BLE001 - user code: name it, never a raw traceback
+    except Exception as exc:
         raise InvalidSettingsError(f"{where}: {callback} raised {type(exc).__name__}: {exc}") from exc
     if isinstance(settings, RNNSpec):
         return Detected(settings, origin=recognizer.origin, tensors=recognizer.tensors)
@@ -163,7 +166,9 @@ def _registered(recognizer: Recognizer, module: nn.Module, path: str) -> Detecte
         )
     unknown = sorted(str(k) for k in settings if k not in SETTINGS)
     if unknown:
-        raise InvalidSettingsError(f"{where}: {callback} returned unknown settings {unknown}; known: {', '.join(SETTINGS)}")
+        raise InvalidSettingsError(
+            f"{where}: {callback} returned unknown settings {unknown}; known: {', '.join(SETTINGS)}"
+        )
     fields = {k: settings[k] for k in SPEC_SETTINGS if k in settings}
     run = {k: settings[k] for k in RUN_SETTINGS if k in settings}
     try:

@@ -240,7 +240,7 @@ def breakdown(spec: RNNSpec) -> tuple[LayerCount, ...]:
         for d in range(spec.directions):
             direction = "reverse" if d else "forward"
             layer = None if spec.is_cell else k
-            shapes = [("weight_ih", (g * h, in_k)), ("weight_hh", (g * h, r))]
+            shapes: list[tuple[str, tuple[int, ...]]] = [("weight_ih", (g * h, in_k)), ("weight_hh", (g * h, r))]
             if spec.bias:
                 shapes += [("bias_ih", (g * h,)), ("bias_hh", (g * h,))]
             if p:

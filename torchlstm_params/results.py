@@ -112,7 +112,9 @@ class RecurrentEntry:
                 "bytes": self.packed.bytes,
                 "dtypes": [{"dtype": d, "elements": n, "bytes": b} for d, n, b in self.packed.dtypes],
             },
-            "compute": None if self.compute is None else {**plain(self.compute), "forward_flops": self.compute.forward_flops},
+            "compute": None
+            if self.compute is None
+            else {**plain(self.compute), "forward_flops": self.compute.forward_flops},
             "state": None
             if self.state is None
             else {**plain(self.state), "elements": self.state.elements, "bytes": self.state.bytes},

@@ -288,7 +288,9 @@ def check_options(caller: str = "check", **options: Any) -> CheckOptions:
         for name in unknown:
             close = difflib.get_close_matches(name, accepted, n=1)
             hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise InvalidSettingsError(f"{caller}() got unknown options {', '.join(hints)}; accepted: {', '.join(accepted)}")
+        raise InvalidSettingsError(
+            f"{caller}() got unknown options {', '.join(hints)}; accepted: {', '.join(accepted)}"
+        )
     mode = options.get("mode", "raise")
     if mode not in ("raise", "warn"):
         raise InvalidSettingsError(f"{caller}(): mode must be 'raise' or 'warn', got: {mode!r}")
@@ -298,20 +300,26 @@ def check_options(caller: str = "check", **options: Any) -> CheckOptions:
             raise InvalidSettingsError(f"{caller}(): {name} must be an int >= 0, got: {value!r}")
     expect = options.get("expect") or {}
     if not isinstance(expect, Mapping):
-        raise InvalidSettingsError(f"{caller}(): expect must be a mapping of module path -> settings, got: {expect!r:.80}")
+        raise InvalidSettingsError(
+            f"{caller}(): expect must be a mapping of module path -> settings, got: {expect!r:.80}"
+        )
     for path, wanted in expect.items():
         _check_expectation(caller, path, wanted)
     allow_frozen = _strings(caller, "allow_frozen", options.get("allow_frozen", ()))
     allow = frozenset(_strings(caller, "allow", options.get("allow", ())))
     unknown_codes = sorted(allow - set(CODES))
     if unknown_codes:
-        raise InvalidSettingsError(f"{caller}(): allow names unknown problem codes {unknown_codes}; known: {', '.join(CODES)}")
+        raise InvalidSettingsError(
+            f"{caller}(): allow names unknown problem codes {unknown_codes}; known: {', '.join(CODES)}"
+        )
     for name in ("check_finite", "strict"):
         if name in options and not isinstance(options[name], bool):
             raise InvalidSettingsError(f"{caller}(): {name} must be True or False, got: {options[name]!r}")
     registry = options.get("registry")
     if registry is not None and not isinstance(registry, Registry):
-        raise InvalidSettingsError(f"{caller}(): registry must be a torchlstm_params.Registry, got: {type(registry).__name__}")
+        raise InvalidSettingsError(
+            f"{caller}(): registry must be a torchlstm_params.Registry, got: {type(registry).__name__}"
+        )
     return CheckOptions(
         mode=mode,
         expect_params=options.get("expect_params"),
@@ -340,13 +348,17 @@ def _check_expectation(caller: str, path: object, wanted: object) -> None:
     if not isinstance(path, str):
         raise InvalidSettingsError(f"{caller}(): expect keys are module paths (str), got: {path!r}")
     if not isinstance(wanted, Mapping):
-        raise InvalidSettingsError(f"{caller}(): expect[{path!r}] must be a mapping of setting -> value, got {wanted!r}")
+        raise InvalidSettingsError(
+            f"{caller}(): expect[{path!r}] must be a mapping of setting -> value, got {wanted!r}"
+        )
     known = SETTINGS + _ANY_MODULE_SETTINGS
     for key in wanted:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InvalidSettingsError(f"{caller}(): expect[{path!r}] has unknown setting {key!r}{hint}; known: {', '.join(known)}")
+            raise InvalidSettingsError(
+                f"{caller}(): expect[{path!r}] has unknown setting {key!r}{hint}; known: {', '.join(known)}"
+            )
 
 
 def problems_in(summary: Summary, options: CheckOptions) -> tuple[Problem, ...]:

@@ -9,7 +9,7 @@ names': walk -> detect -> tally (with the formulas) -> crosscheck -> results.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -64,9 +64,7 @@ def summarize(
     >>> report.total_params, report.recurrent[0].formula.derivation
     (56, '4·2·(3+2) + 2·4·2 = 56')
     """
-    return summarize_tree(
-        model, max_depth, registry=registry, batch=batch, seq_len=seq_len, lengths=lengths
-    ).report
+    return summarize_tree(model, max_depth, registry=registry, batch=batch, seq_len=seq_len, lengths=lengths).report
 
 
 def summarize_tree(
@@ -116,10 +114,10 @@ def _detect_all(tree: Tree, registry: Registry) -> dict[int, tuple[Detected, For
     memo: Memo = {}
     formulas: dict[int, Formula] = {}  # id(Detected) -> its formula; the memo keeps each Detected alive
     for i, module in enumerate(tree.modules):
-        cls = type(module)
+        cls: Hashable = type(module)  # type: ignore[assignment]  # classes hash by identity
         candidate = memo.get(cls)
         if candidate is None:
-            candidate = memo[cls] = may_be_recurrent(cls, registry)
+            candidate = memo[cls] = may_be_recurrent(type(module), registry)
         if not candidate:
             continue
         detected = detect(module, tree.paths[i], memo, registry)
@@ -134,17 +132,18 @@ def _detect_all(tree: Tree, registry: Registry) -> dict[int, tuple[Detected, For
 
 def _entry(tree: Tree, i: int, detected: Detected, f: Formula, tensor_params: int, exact: bool) -> RecurrentEntry:
     module = tree.modules[i]
-    common = {
-        "name": tree.paths[i],
-        "type": type(module).__name__,
-        "spec": detected.spec,
-        "dropout": detected.dropout,
-        "batch_first": detected.batch_first,
-        "formula": f,
-        "origin": detected.origin,
-    }
+    entry = RecurrentEntry(
+        name=tree.paths[i],
+        type=type(module).__name__,
+        spec=detected.spec,
+        dropout=detected.dropout,
+        batch_first=detected.batch_first,
+        formula=f,
+        tensor_params=tensor_params,
+        origin=detected.origin,
+    )
     if exact and tensor_params == f.params:
-        return RecurrentEntry(**common, tensor_params=f.params)
+        return entry
     check = crosscheck(f, module, detected)
     explanations = check.explanations
     if not detected.packed and tensor_params != check.accounted:
@@ -152,13 +151,7 @@ def _entry(tree: Tree, i: int, detected: Detected, f: Formula, tensor_params: in
         extra = tensor_params - check.accounted
         message = f"{extra:,} elements in submodules are not part of the recurrent formula; counted in totals"
         explanations += (Explanation("(submodules)", "extra", message, extra),)
-    return RecurrentEntry(
-        **common,
-        tensor_params=tensor_params,
-        findings=check.findings,
-        explanations=explanations,
-        packed=check.packed,
-    )
+    return dataclasses.replace(entry, findings=check.findings, explanations=explanations, packed=check.packed)
 
 
 class _BatchShape:

@@ -1,21 +1,18 @@
-"""check(): one real model per problem code, and a model with many problems at once."""
+"""check(): one real model per problem code, a model with many problems at once, and the one-shot hook."""
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from torchlstm_params import CheckFailedError, InvalidSettingsError, TorchLstmParamsError, check
-from torchlstm_params.check import CODES, find_problems, weights_in_one_chunk
-
-
-def problems_of(model: nn.Module, **options) -> list[tuple[str, str, str]]:
-    _, problems = find_problems(model, **options)
-    return [(p.code, p.path, p.message) for p in problems]
+from tests.helpers import problems_of
+from torchlstm_params import CheckFailedError, InvalidSettingsError, TorchLstmParamsError, check, install_sanity_hook
+from torchlstm_params.sanity import CODES, weights_in_one_chunk
 
 
 def lstm_numel(i: int, h: int) -> int:
@@ -261,16 +258,19 @@ def test_warn_mode_logs_every_problem(caplog):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"mode": "loud"}, "mode must be 'raise' or 'warn', got: 'loud'"),
-        ({"allow": ["NOPE"]}, "allow= names unknown problem codes ['NOPE']"),
-        ({"expect_params": -1}, "expect_params must be an int >= 0, got: -1"),
-        ({"max_params": 1.5}, "max_params must be an int >= 0, got: 1.5"),
-        ({"expect": {"x": {"hiden_size": 3}}}, "expect['x'] has unknown settings ['hiden_size']"),
-        ({"expect": {"x": 3}}, "expect['x'] must be a mapping of setting -> value, got 3"),
+        ({"mode": "loud"}, "check(): mode must be 'raise' or 'warn', got: 'loud'"),
+        ({"allow": ["NOPE"]}, "check(): allow names unknown problem codes ['NOPE']"),
+        ({"expect_params": -1}, "check(): expect_params must be an int >= 0, got: -1"),
+        ({"max_params": 1.5}, "check(): max_params must be an int >= 0, got: 1.5"),
+        (
+            {"expect": {"x": {"hiden_size": 3}}},
+            "check(): expect['x'] has unknown setting 'hiden_size' (did you mean 'hidden_size'?)",
+        ),
+        ({"expect": {"x": 3}}, "check(): expect['x'] must be a mapping of setting -> value, got 3"),
     ],
 )
 def test_bad_options_are_clear(options, message):
-    with pytest.raises(InvalidSettingsError, match=f"^{message}".replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(InvalidSettingsError, match="^" + re.escape(message)):
         check(nn.LSTM(2, 2), **options)
 
 
@@ -283,3 +283,60 @@ def test_check_never_changes_the_model():
     assert all(torch.equal(p, b[4]) for (_, p), b in zip(after, before, strict=True))
     assert not model.training
     assert all(not m._forward_pre_hooks and not m._forward_hooks for m in model.modules())
+
+
+# --- install_sanity_hook: runs check() once, on the first forward call, and leaves nothing behind ---
+
+
+def test_hook_runs_once_then_is_gone():
+    model = nn.GRU(3, 4)
+    calls = []
+    model.register_forward_pre_hook(lambda m, a: calls.append(1))  # the user's own hook stays
+    handle = install_sanity_hook(model, expect_params=3 * 4 * (3 + 4) + 2 * 3 * 4)
+    assert handle.id in model._forward_pre_hooks
+    model(torch.zeros(2, 3))
+    assert handle.id not in model._forward_pre_hooks
+    assert len(model._forward_pre_hooks) == 1
+    model(torch.zeros(2, 3))
+    assert len(calls) == 2
+
+
+def test_failing_check_raises_on_first_call_and_still_removes_itself():
+    model = nn.LSTM(3, 4)
+    handle = install_sanity_hook(model, expect_params=1)
+    with pytest.raises(CheckFailedError, match=r"\[PARAMS_MISMATCH\] \(root\): expected 1 parameters, found 144"):
+        model(torch.zeros(2, 3))
+    assert handle.id not in model._forward_pre_hooks
+    out, _ = model(torch.zeros(2, 3))  # the next call trains on, unchecked
+    assert out.shape == (2, 4)
+
+
+def test_context_manager_removes_an_unused_hook():
+    model = nn.RNN(2, 2)
+    with install_sanity_hook(model) as handle:
+        assert handle.id in model._forward_pre_hooks
+    assert not model._forward_pre_hooks
+
+
+def test_hook_on_a_parent_module_checks_the_whole_model():
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+    model.add_module("rnn", nn.GRUCell(3, 3))
+    install_sanity_hook(model, expect={"rnn": {"hidden_size": 4}})
+    with pytest.raises(CheckFailedError, match=r"\[SETTING_MISMATCH\] rnn: hidden_size expected 4, found 3"):
+        model(torch.zeros(1, 2))
+    assert not model._forward_pre_hooks
+
+
+def test_unknown_option_fails_at_install_time():
+    model = nn.LSTM(2, 2)
+    with pytest.raises(
+        InvalidSettingsError,
+        match=r"install_sanity_hook\(\) got unknown options 'expect_parms' \(did you mean 'expect_params'\?\)",
+    ):
+        install_sanity_hook(model, expect_parms=3)
+    assert not model._forward_pre_hooks
+
+
+def test_not_a_module():
+    with pytest.raises(TypeError, match=r"install_sanity_hook\(\) expects a torch.nn.Module, got str"):
+        install_sanity_hook("model")  # type: ignore[arg-type]

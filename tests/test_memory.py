@@ -1,0 +1,58 @@
+"""Training memory against real optimizer state."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from torchlstm_params import InvalidSettingsError
+from torchlstm_params.memory import training_memory
+
+
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    return sum(
+        value.numel() * value.element_size()
+        for state in optimizer.state.values()
+        for name, value in state.items()
+        if isinstance(value, torch.Tensor) and name != "step"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("adam", lambda p: torch.optim.Adam(p)),
+        ("adamw", lambda p: torch.optim.AdamW(p)),
+        ("sgd-momentum", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)),
+        ("sgd", lambda p: torch.optim.SGD(p, lr=0.1)),
+    ],
+)
+def test_training_memory_matches_a_real_optimizer_step(name, make):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(20, 5), nn.LSTM(5, 6, num_layers=2))
+    model[0].weight.requires_grad_(False)
+    optimizer = make([p for p in model.parameters() if p.requires_grad])
+    out, _ = model[1](model[0](torch.randint(0, 20, (4, 2))))
+    out.sum().backward()
+    optimizer.step()
+    memory = training_memory(model, name)
+    assert memory.weights == sum(p.numel() * 4 for p in model.parameters())
+    assert memory.gradients == sum(
+        p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None
+    )
+    assert memory.optimizer_state == optimizer_state_bytes(optimizer)
+
+
+def test_training_memory_state_dtype_and_master_weights():
+    model = nn.GRU(4, 4).to(torch.bfloat16)
+    n = sum(p.numel() for p in model.parameters())
+    memory = training_memory(model, "adam", state_dtype=torch.float32, master_weights=True)
+    assert (memory.weights, memory.gradients, memory.optimizer_state, memory.master_weights) == (
+        2 * n,
+        2 * n,
+        8 * n,
+        4 * n,
+    )
+    with pytest.raises(InvalidSettingsError, match="optimizer must be one of sgd, sgd-momentum, adam, adamw"):
+        training_memory(model, "lion")

@@ -1,0 +1,50 @@
+"""Sizing: fit_hidden_size against the closed form, closest configurations."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from torchlstm_params import InvalidSettingsError, count_params
+from torchlstm_params.sizing import closest_configs, fit_hidden_size
+
+
+@given(
+    kind=st.sampled_from(["LSTM", "GRU", "RNN_TANH", "LSTMCell", "GRUCell", "RNNCell"]),
+    input_size=st.integers(1, 512),
+    budget=st.integers(0, 50_000_000),
+    layers=st.integers(1, 4),
+    bidirectional=st.booleans(),
+    bias=st.booleans(),
+)
+@settings(max_examples=300, deadline=None)
+def test_fit_hidden_size_is_the_largest_that_fits(kind, input_size, budget, layers, bidirectional, bias):
+    if kind.endswith("Cell"):
+        layers, bidirectional = 1, False
+
+    def count(h: int) -> int:
+        return count_params(kind, input_size, h, layers, bias=bias, bidirectional=bidirectional)
+
+    if count(1) > budget:
+        with pytest.raises(InvalidSettingsError, match="is below the smallest"):
+            fit_hidden_size(kind, input_size, budget, layers, bidirectional=bidirectional, bias=bias)
+        return
+    h = fit_hidden_size(kind, input_size, budget, layers, bidirectional=bidirectional, bias=bias)
+    assert count(h) <= budget < count(h + 1)
+
+
+def test_fit_hidden_size_with_projection():
+    h = fit_hidden_size("LSTM", 80, 1_000_000, 2, proj_size=64)
+    count = lambda n: count_params("LSTM", 80, n, 2, proj_size=64)  # noqa: E731
+    assert h > 64 and count(h) <= 1_000_000 < count(h + 1)
+
+
+def test_closest_configs_table():
+    rows = closest_configs("LSTM", 300, 3_768_320)
+    assert rows[0] == (2, False, 512, 3_768_320)  # the published LSTM(300, 512, num_layers=2) is exact
+    distances = [abs(params - 3_768_320) for _, _, _, params in rows]
+    assert distances == sorted(distances)
+    for layers, bidi, hidden, params in rows:
+        assert params == count_params("LSTM", 300, hidden, layers, bidirectional=bidi)
+    assert len(rows) == 8
