@@ -14,6 +14,8 @@ from typing import Any
 __all__ = [
     "CheckFailedError",
     "CheckpointError",
+    "ConversionError",
+    "ForeignFileError",
     "InvalidSettingsError",
     "NotAModuleError",
     "Problem",
@@ -75,3 +77,11 @@ class CheckFailedError(TorchLstmParamsError):
     @property
     def codes(self) -> tuple[str, ...]:
         return tuple(p.code for p in self.problems)
+
+
+class ForeignFileError(TorchLstmParamsError):
+    """A Keras (``.keras``, ``.h5``) or ONNX file that cannot be read, or that lacks what a report needs."""
+
+
+class ConversionError(TorchLstmParamsError, ValueError):
+    """A Keras layer that no PyTorch module computes (a ``reset_after=False`` GRU, a ``relu`` LSTM, ...)."""
