@@ -2,6 +2,8 @@
 
 - ``run``/reference recurrences: the recurrent equations written with plain torch matmuls, an
   independent reference for counts and compute.
+- real Keras 3 models on the torch backend (saved as ``.keras`` and legacy ``.h5``), and torch
+  modules built from the expressions the Keras and ONNX readers write.
 
 Each function takes a real torch module, runs its computation step by step with
 ``torch.mm`` (so ``FlopCounterMode`` sees every matrix product) and returns the
@@ -10,8 +12,12 @@ output, which tests compare with the module's own forward.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from torch import nn
 
@@ -137,3 +143,61 @@ def lightning_tagger(hidden: int = 8) -> Any:  # a LightningModule; typed Any so
             return DataLoader(data, batch_size=4)
 
     return Tagger(hidden)
+
+
+# --- Keras 3 models (torch backend) and torch modules from expressions ---
+
+
+#: Keras 3.15's Variable.__array__ predates numpy 2's ``copy`` keyword, so numpy warns whenever Keras
+#: itself turns a variable into an array (saving a model, get_weights). Keras's issue, not ours:
+#: test modules that use Keras ignore exactly this warning.
+KERAS_NUMPY2_WARNING = (
+    "ignore:__array__ implementation doesn't accept a copy keyword, so passing copy=False failed:DeprecationWarning"
+)
+
+
+def import_keras() -> Any:
+    """Keras 3 on the torch backend (no TensorFlow), or skip the test saying what is missing."""
+    # The backend is fixed when keras is first imported, so it is chosen before the import.
+    os.environ["KERAS_BACKEND"] = "torch"
+    keras = pytest.importorskip("keras", reason="keras (Keras 3) is not installed: pip install keras")
+    if keras.backend.backend() != "torch":
+        pytest.skip(f"keras was already imported with the {keras.backend.backend()} backend")
+    return keras
+
+
+def keras_model(build: Callable[[Any, Any], Any], input_shape: tuple[int, ...] = (6, 3), seed: int = 0) -> Any:
+    """A functional Keras model ``build(layers, inputs) -> outputs`` with every weight drawn at random.
+
+    Random weights (biases included) make every block of every tensor matter when outputs are compared.
+    """
+    keras = import_keras()
+    import numpy as np
+
+    inputs = keras.Input(input_shape)
+    model = keras.Model(inputs, build(keras.layers, inputs))
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:  # not get_weights(): Keras 3.15 warns there under numpy 2
+        variable.assign(rng.normal(0.0, 0.5, size=tuple(variable.shape)).astype("float32"))
+    return model
+
+
+def keras_predict(model: Any, x: torch.Tensor) -> torch.Tensor:
+    """Keras's own output for ``x``, as a CPU tensor."""
+    keras = import_keras()
+    return torch.from_numpy(keras.ops.convert_to_numpy(model(x.numpy())))
+
+
+def save_both(model: Any, directory: Path, stem: str) -> tuple[Path, Path]:
+    """The model saved as a Keras 3 ``.keras`` zip and as a legacy ``.h5`` file."""
+    keras_path, h5_path = directory / f"{stem}.keras", directory / f"{stem}.h5"
+    model.save(keras_path)
+    model.save(h5_path)  # Keras logs that HDF5 is legacy (through absl logging, not a Python warning)
+    return keras_path, h5_path
+
+
+def torch_module(expression: str) -> nn.Module:
+    """The module a ``nn.LSTM(3, 2, batch_first=True)``-style expression builds."""
+    module = eval(expression, {"nn": nn})  # an expression the library wrote, checked by torch itself
+    assert isinstance(module, nn.Module)
+    return module

@@ -101,9 +101,17 @@ def _apply(layer: KerasLayer, module: nn.Module, x: Tensor) -> Tensor:
 
 
 def _to_tensor(value: Any) -> Tensor:
-    import numpy as np  # h5py's and Keras's arrays are numpy arrays
+    """A copy of a numpy array (h5py), or of a Keras variable's value (a tensor on the torch backend)."""
+    if isinstance(value, Tensor):
+        return value.detach().cpu().clone()
+    import numpy as np  # h5py's arrays, and other Keras backends' values, convert through numpy
 
-    return torch.from_numpy(np.ascontiguousarray(value))
+    return torch.from_numpy(np.array(value))
+
+
+def _variables(layer: Any) -> list[Tensor]:
+    """A live Keras layer's weights in Keras's order (``layer.weights``; ``get_weights()`` warns under numpy 2)."""
+    return [_to_tensor(getattr(v, "value", v)) for v in layer.weights]
 
 
 def _gru_order(units: int) -> Tensor:
@@ -258,7 +266,7 @@ def _check_shapes(layer: KerasLayer, weights: Mapping[tuple[str, str], Tensor]) 
 
 def _live(source: Any) -> tuple[tuple[KerasLayer, ...], dict[str, dict[tuple[str, str], Tensor]], list[str]]:
     """The recurrent layers of a live Keras model or layer, and their weights (no Keras import: duck typing)."""
-    if not hasattr(source, "get_config") or not hasattr(source, "get_weights"):
+    if not hasattr(source, "get_config") or not hasattr(source, "weights"):
         raise ConversionError(
             f"from_keras takes a .keras/.h5 path or a Keras model or layer, got {type(source).__name__}"
         )
@@ -285,7 +293,7 @@ def _live(source: Any) -> tuple[tuple[KerasLayer, ...], dict[str, dict[tuple[str
     values: dict[str, dict[tuple[str, str], Tensor]] = {}
     resolved = []
     for layer in layers:
-        arrays = [_to_tensor(a) for a in lookup(layer.path).get_weights()]
+        arrays = _variables(lookup(layer.path))
         if layer.input_size is None and arrays and arrays[0].dim() == 2:
             layer = replace(layer, input_size=int(arrays[0].shape[0]))
         keys = [(d, role) for d, role, _ in layer.expected_weights()] if arrays else []
