@@ -216,7 +216,7 @@ class OnnxNode:
         ]
         if self.params is not None and self.formula_params is not None and self.params != self.formula_params:
             found.append(
-                f"{label}: its stored weights hold {self.params:,} elements, the formula {self.formula_params:,}"
+                f"{label}: its stored weights hold {self.params:,} elements, the formula says {self.formula_params:,}"
             )
         return tuple(found)
 
