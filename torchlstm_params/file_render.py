@@ -65,9 +65,7 @@ def render_keras_file(report: KerasFile, tablefmt: str = "simple") -> str:
                 f"Stack {names} is one {stack.torch_expression}: Keras {stack.keras_params:,}, "
                 f"PyTorch {stack.torch_params:,}"
             )
-        for r in report.layers:
-            if r.layer.torch_note:
-                lines.append(f"  {r.layer.path}: {r.layer.torch_note}")
+        lines.extend(f"Note: layer {r.layer.path!r}: {r.layer.torch_note}" for r in report.layers if r.layer.torch_note)
         lines.append("")
         torch = report.torch_params
         line = (
