@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tests.helpers import KERAS_NUMPY2_WARNING
 from torchlstm_params.cli import main
 
 
@@ -100,3 +101,122 @@ def test_real_processes_module_and_console_script():
         [sys.executable, "-m", "torchlstm_params", "LSTM("], capture_output=True, text=True, timeout=120
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+# --- Keras and ONNX files (real files written by Keras 3 and torch.onnx.export) ---
+
+TORCHSCRIPT_EXPORT_WARNINGS = pytest.mark.filterwarnings(
+    "ignore:You are using the legacy TorchScript-based ONNX export:DeprecationWarning",
+    "ignore:The feature will be removed. Please remove usage of this function:DeprecationWarning:torch.onnx",
+    "ignore:Converting a tensor to a Python boolean might cause the trace to be incorrect:torch.jit.TracerWarning",
+    "ignore:Exporting a model to ONNX with a batch_size other than 1:UserWarning",
+)
+
+
+@pytest.fixture
+def keras_files(tmp_path):
+    pytest.importorskip("h5py", reason="h5py is not installed: pip install 'torchlstm_params[keras]'")
+    from tests.helpers import keras_model, save_both
+
+    model = keras_model(lambda L, x: L.LSTM(2, name="lstm")(x))
+    return save_both(model, tmp_path, "lstm")
+
+
+@pytest.mark.filterwarnings(KERAS_NUMPY2_WARNING)
+@pytest.mark.parametrize("which", [0, 1], ids=["keras", "h5"])
+def test_keras_file_table(capsys, keras_files, which):
+    code, out, err = run(capsys, str(keras_files[which]), "--check")
+    assert code == 0 and err == ""
+    assert "nn.LSTM(3, 2, batch_first=True)" in out
+    assert "  lstm: 4·(2·(3+2) + 2) = 48" in out.splitlines()
+    assert "Recurrent params: Keras 48, PyTorch 56 (+8: PyTorch keeps two bias vectors, bias_ih and bias_hh)" in out
+    assert out.rstrip().endswith("Shape check: passed")
+
+
+@pytest.mark.filterwarnings(KERAS_NUMPY2_WARNING)
+@pytest.mark.parametrize(("fmt", "marker"), [("github", "| Layer "), ("markdown", "| Layer "), ("table", "Layer  ")])
+def test_keras_file_formats(capsys, keras_files, fmt, marker):
+    code, out, _ = run(capsys, str(keras_files[0]), "--format", fmt)
+    assert code == 0 and any(line.startswith(marker) for line in out.splitlines())
+
+
+@pytest.mark.filterwarnings(KERAS_NUMPY2_WARNING)
+def test_keras_file_json_and_csv(capsys, keras_files):
+    code, out, _ = run(capsys, str(keras_files[0]), "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["layers"][0]["keras_params"] == 48 and data["layers"][0]["torch_params"] == 56
+    assert data["shape_check"] == "passed" and data["problems"] == []
+    code, out, _ = run(capsys, str(keras_files[1]), "--format", "csv")
+    header, row = out.strip().splitlines()
+    assert header.startswith("layer,class,input_size,units,")
+    assert row == 'lstm,LSTM,3,2,False,48,"nn.LSTM(3, 2, batch_first=True)",56,48,ok'
+
+
+@pytest.mark.filterwarnings(KERAS_NUMPY2_WARNING)
+def test_keras_file_mismatch_exits_1_and_check_says_why(capsys, keras_files, tmp_path):
+    import zipfile
+
+    bad = tmp_path / "bad.keras"
+    with zipfile.ZipFile(keras_files[0]) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "config.json":
+                data = data.replace(b'"units": 2', b'"units": 3')
+            zout.writestr(item, data)
+    code, out, err = run(capsys, str(bad))
+    assert code == 1 and err == ""
+    assert "Shape mismatches: 3" in out
+    code, out, err = run(capsys, str(bad), "--check")
+    assert code == 1
+    assert out.rstrip().endswith("Shape check: 3 mismatch(es)")
+    assert err.splitlines() == [
+        "torchlstm-params: check failed: 3 stored shape(s) do not fit their settings; first: layer 'lstm' (LSTM) "
+        "forward kernel: expected (3, 12) from the config, found (3, 8) at /layers/lstm/cell/vars/0"
+    ]
+
+
+@TORCHSCRIPT_EXPORT_WARNINGS
+def test_onnx_file(capsys, tmp_path):
+    pytest.importorskip("onnx", reason="onnx is not installed: pip install 'torchlstm_params[onnx]'")
+    import torch
+    from torch import nn
+
+    path = tmp_path / "gru.onnx"
+    torch.onnx.export(
+        nn.GRU(10, 20, num_layers=2, bidirectional=True).eval(), (torch.randn(5, 1, 10),), str(path), dynamo=False
+    )
+    code, out, err = run(capsys, str(path), "--check")
+    assert code == 0 and err == ""
+    assert "nn.GRU(10, 20, bidirectional=True)" in out and "nn.GRU(40, 20, bidirectional=True)" in out
+    assert "Stored tensors: recurrent weights 11,280 + initial states 0" in out  # RNN_FORMULAS: GRU(10, 20, 2, bidir)
+    assert out.rstrip().endswith("Shape check: passed")
+    code, out, _ = run(capsys, str(path), "--format", "json")
+    assert code == 0 and json.loads(out)["recurrent_params"] == 11_280
+    code, out, _ = run(capsys, str(path), "--format", "csv")
+    assert [line.split(",")[10] for line in out.strip().splitlines()[1:]] == ["3840", "7440"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.keras", None, "torchlstm-params: error: no such file: "),
+        ("text.keras", b"not a model", "is neither a Keras 3 .keras zip nor an HDF5 (.h5) file"),
+        ("text.h5", b"not a model", "is neither a Keras 3 .keras zip nor an HDF5 (.h5) file"),
+        ("text.onnx", b"\x08\x07garbage", "is not a readable ONNX model"),
+    ],
+)
+def test_unreadable_keras_and_onnx_files_exit_2_with_one_line(capsys, tmp_path, name, content, message):
+    if name.endswith(".onnx"):
+        pytest.importorskip("onnx", reason="onnx is not installed: pip install 'torchlstm_params[onnx]'")
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    code, out, err = run(capsys, str(path))
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and message in err
+
+
+def test_torch_only_options_are_refused_for_keras_files(capsys, tmp_path):
+    code, _, err = run(capsys, str(tmp_path / "m.keras"), "--batch", "4")
+    assert code == 2
+    assert err.strip().endswith("--batch applies to torch models and checkpoints, not to " + str(tmp_path / "m.keras"))

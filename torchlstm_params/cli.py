@@ -1,4 +1,8 @@
-"""``torchlstm-params SPEC``: summarize a layer expression, a model factory or a checkpoint file.
+"""``torchlstm-params SPEC``: summarize a layer expression, a model factory, a checkpoint, or a Keras/ONNX file.
+
+``.keras``, ``.h5`` and ``.onnx`` files go to their readers (:mod:`.keras_file`, :mod:`.onnx_file`):
+each recurrent layer's Keras (or ONNX) count, its PyTorch equivalent and count, and the stored
+shapes cross-checked against the settings.
 
 Exit codes: 0 every recurrent module is consistent (and the check passed);
 1 a mismatch or a failed check; 2 bad usage or an input that cannot be read.
@@ -20,8 +24,11 @@ from torch import nn
 from . import __version__
 from .checkpoint import build_model, read_checkpoint
 from .errors import TorchLstmParamsError
+from .file_render import keras_file_csv, onnx_file_csv, render_keras_file, render_onnx_file
 from .formulas import count_params
+from .keras_file import read_keras_file
 from .memory import OPTIMIZER_STATES, training_memory
+from .onnx_file import read_onnx_file
 from .render import format_bytes
 from .results import Report
 from .sanity import check_options, problems_in
@@ -33,6 +40,9 @@ __all__ = ["main"]
 
 _FORMATS = {"table": "simple", "github": "github", "markdown": "pipe", "json": "", "csv": ""}
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".tar")
+_FOREIGN_SUFFIXES = (".keras", ".h5", ".onnx")
+# Options that describe a torch model, which a Keras or ONNX report has no use for.
+_TORCH_ONLY = ("kwargs", "trust_pickle", "depth", "batch", "seq_len", "lengths", "optimizer", "budget")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog='examples:  torchlstm-params "LSTM(512, 1024, num_layers=3, bidirectional=True)" --keras\n'
         "           torchlstm-params mypkg.models:build --kwargs '{\"hidden\": 256}'\n"
         "           torchlstm-params checkpoint.ckpt --check --format github\n"
+        "           torchlstm-params model.keras   (also legacy .h5 and .onnx files)\n"
         "exit codes: 0 consistent, 1 mismatch or failed check, 2 bad usage or unreadable input",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -182,7 +193,54 @@ def _budget_lines(args: argparse.Namespace, report: Report, budget: int) -> list
     return lines
 
 
+def _is_foreign(args: argparse.Namespace) -> bool:
+    return args.kind in (None, "checkpoint") and Path(args.spec).suffix.lower() in _FOREIGN_SUFFIXES
+
+
+def _foreign_output(args: argparse.Namespace) -> tuple[str, tuple[str, ...], str]:
+    """The Keras or ONNX file's report in the chosen format, its problems, and why shapes went unchecked."""
+    if Path(args.spec).suffix.lower() == ".onnx":
+        onnx_report = read_onnx_file(args.spec)
+        if args.format == "json":
+            return json.dumps(onnx_report.to_dict(), indent=2), onnx_report.problems, ""
+        text = (
+            onnx_file_csv(onnx_report) if args.format == "csv" else render_onnx_file(onnx_report, _FORMATS[args.format])
+        )
+        return text, onnx_report.problems, ""
+    keras_report = read_keras_file(args.spec)
+    skipped = keras_report.skipped
+    if args.format == "json":
+        return json.dumps(keras_report.to_dict(), indent=2), keras_report.problems, skipped
+    text = (
+        keras_file_csv(keras_report) if args.format == "csv" else render_keras_file(keras_report, _FORMATS[args.format])
+    )
+    return text, keras_report.problems, skipped
+
+
+def _foreign(args: argparse.Namespace) -> int:
+    """A Keras or ONNX file: its report; exit 1 when a stored shape does not fit its settings."""
+    for option in _TORCH_ONLY:
+        if getattr(args, option) not in (None, False):
+            flag = "--" + option.replace("_", "-")
+            raise TorchLstmParamsError(f"{flag} applies to torch models and checkpoints, not to {args.spec}")
+    text, problems, skipped = _foreign_output(args)
+    if args.check and args.format not in ("json", "csv"):  # JSON has "problems", CSV a shape_check column
+        if skipped:
+            text += f"\nShape check: skipped ({skipped})"
+        else:
+            text += f"\nShape check: {len(problems)} mismatch(es)" if problems else "\nShape check: passed"
+    print(text)
+    if not problems:
+        return 0
+    if args.check:
+        count = f"{len(problems)} stored shape(s) do not fit their settings"
+        print(f"torchlstm-params: check failed: {count}; first: {problems[0]}", file=sys.stderr)
+    return 1
+
+
 def _run(args: argparse.Namespace) -> int:
+    if _is_foreign(args):
+        return _foreign(args)
     kind = args.kind or _kind(args.spec)
     model, notes = _model(args, kind)
     lengths = _lengths(args.lengths)

@@ -156,10 +156,18 @@ class KerasFile:
     stacks: tuple[KerasStack, ...]
     file_params: int | None  # every model weight stored (optimizer state excluded); None: shapes not read
     notes: tuple[str, ...]
+    skipped: str = ""  # why the weight shapes were not read; "" when they were
 
     @property
     def weights_read(self) -> bool:
-        return self.file_params is not None
+        return not self.skipped
+
+    @property
+    def shape_check(self) -> str:
+        """``passed``, ``failed`` or ``skipped (<why>)``: the cross-check of stored shapes against the config."""
+        if self.skipped:
+            return f"skipped ({self.skipped})"
+        return "failed" if self.problems else "passed"
 
     @property
     def keras_params(self) -> int:
@@ -198,6 +206,7 @@ class KerasFile:
             "other_params": self.other_params,
             "file_params": self.file_params,
             "weights_read": self.weights_read,
+            "shape_check": self.shape_check,
             "notes": list(self.notes),
             "problems": list(self.problems),
         }
@@ -227,8 +236,11 @@ def _magic(path: Path) -> bytes:
         raise ForeignFileError(f"no such file: {path}")
     if path.is_dir():
         raise ForeignFileError(f"{path} is a directory, not a Keras file")
-    with path.open("rb") as handle:
-        return handle.read(8)
+    try:
+        with path.open("rb") as handle:
+            return handle.read(8)
+    except OSError as exc:
+        raise ForeignFileError(f"{path} cannot be read: {exc.strerror or exc}") from None
 
 
 def _json(text: bytes | str, what: str) -> Mapping[str, Any]:
@@ -441,6 +453,7 @@ def read_keras_file(path: str | os.PathLike[str], *, read_weights: bool = True) 
             notes.append(f"weight shapes not read: {why}; the counts come from the config alone")
             reports = tuple(KerasLayerReport(layer, (), (), why) for layer in layers)
             file_params = None
+            skipped = why
         else:
             groups: dict[str, Any] = {}
             if fmt == "keras":
@@ -453,6 +466,7 @@ def read_keras_file(path: str | os.PathLike[str], *, read_weights: bool = True) 
                     notes.append(note)
             reports = tuple(built)
             file_params = _file_params(fmt, root)
+            skipped = ""
         resolved = tuple(r.layer for r in reports)
         return KerasFile(
             str(source),
@@ -464,6 +478,7 @@ def read_keras_file(path: str | os.PathLike[str], *, read_weights: bool = True) 
             _stacks(resolved),
             file_params,
             tuple(notes),
+            skipped,
         )
 
 
