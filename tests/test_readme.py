@@ -7,6 +7,11 @@ import io
 import re
 from pathlib import Path
 
+import pytest
+
+from tests.helpers import KERAS_NUMPY2_WARNING, import_keras
+from torchlstm_params.cli import main
+
 README = Path(__file__).parent.parent / "README.md"
 
 
@@ -28,3 +33,48 @@ def test_ci_reads_the_readme_test_command():
     assert "python -m pytest" in command.group(1)
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert "<!-- test-command -->" in ci
+
+
+def _blocks(section: str, kind: str) -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{kind}\n(.*?)```", body, re.S)
+
+
+def _versions(text: str) -> str:
+    """The figures without the versions that move with installs (Keras, the exporter)."""
+    text = re.sub(r"Keras \d+\.\d+\.\d+\)", "Keras X)", text)
+    return re.sub(r"\(pytorch [^,]+, opset \d+\)", "(pytorch X, opset X)", text)
+
+
+@pytest.mark.filterwarnings(KERAS_NUMPY2_WARNING)
+def test_from_keras_section_is_a_real_run(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("h5py", reason="h5py is not installed: pip install 'torchlstm_params[keras]'")
+    import_keras()
+    save, convert = _blocks("From Keras", "python")
+    shown_cli, shown_conversion = _blocks("From Keras", "text")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(compile(save, "README.md", "exec"), namespace)
+    assert main(["seed.keras", "--check"]) == 0
+    assert _versions(capsys.readouterr().out) == _versions(shown_cli)
+    exec(compile(convert, "README.md", "exec"), namespace)
+    assert capsys.readouterr().out == shown_conversion
+
+
+@pytest.mark.filterwarnings(
+    "ignore:You are using the legacy TorchScript-based ONNX export:DeprecationWarning",
+    "ignore:The feature will be removed. Please remove usage of this function:DeprecationWarning:torch.onnx",
+    "ignore:Converting a tensor to a Python boolean might cause the trace to be incorrect:torch.jit.TracerWarning",
+    "ignore:Exporting a model to ONNX with a batch_size other than 1:UserWarning",
+)
+def test_onnx_section_is_a_real_run(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("onnx", reason="onnx is not installed: pip install 'torchlstm_params[onnx]'")
+    import torch
+
+    (shown,) = _blocks("ONNX files", "text")
+    monkeypatch.chdir(tmp_path)
+    module = torch.nn.GRU(10, 20, num_layers=2, bidirectional=True).eval()
+    torch.onnx.export(module, (torch.randn(5, 1, 10),), "gru.onnx", dynamo=False)
+    assert main(["gru.onnx", "--check"]) == 0
+    assert _versions(capsys.readouterr().out) == _versions(shown)

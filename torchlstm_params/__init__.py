@@ -12,6 +12,8 @@ from .distributed import LocalFigures, gather_ranks, local_figures
 from .errors import (
     CheckFailedError,
     CheckpointError,
+    ConversionError,
+    ForeignFileError,
     InvalidSettingsError,
     NotAModuleError,
     Problem,
@@ -20,7 +22,10 @@ from .errors import (
 )
 from .estimates import Compute, SavedActivations, StateMemory, saved_activations
 from .formulas import RNNSpec, count_params, expected_tensors, make_spec
+from .from_keras import KerasConversion, convert_keras, from_keras
+from .keras_file import KerasFile, read_keras_file
 from .memory import TrainingMemory, training_memory
+from .onnx_file import OnnxFile, read_onnx_file
 from .registry import Registry, default_registry, register_recurrent
 from .results import DtypeUsage, ModuleAlias, ModuleRow, RecurrentEntry, Report, SharedTensor
 from .sanity import CODES, check, find_problems, install_sanity_hook
@@ -34,12 +39,17 @@ __all__ = [
     "CheckFailedError",
     "CheckpointError",
     "Compute",
+    "ConversionError",
     "DtypeUsage",
+    "ForeignFileError",
     "InvalidSettingsError",
+    "KerasConversion",
+    "KerasFile",
     "LocalFigures",
     "ModuleAlias",
     "ModuleRow",
     "NotAModuleError",
+    "OnnxFile",
     "Problem",
     "RNNSpec",
     "RecurrentEntry",
@@ -54,15 +64,19 @@ __all__ = [
     "__version__",
     "check",
     "closest_configs",
+    "convert_keras",
     "count_params",
     "default_registry",
     "expected_tensors",
     "find_problems",
     "fit_hidden_size",
+    "from_keras",
     "gather_ranks",
     "install_sanity_hook",
     "local_figures",
     "make_spec",
+    "read_keras_file",
+    "read_onnx_file",
     "register_recurrent",
     "saved_activations",
     "summarize",
