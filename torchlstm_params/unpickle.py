@@ -398,7 +398,7 @@ class _Reader:
         found = self.allowed.get((module, name))
         if found is not None:
             return found
-        if module in ("torch", "torch.cuda") and name in _STORAGE_DTYPES:
+        if module in ("torch", "torch.cuda", "torch.storage") and name in _STORAGE_DTYPES:
             return _StorageType(f"{module}.{name}", _STORAGE_DTYPES[name])
         if module == "torch":
             value = vars(torch).get(name)  # no module __getattr__: nothing is imported
@@ -448,7 +448,7 @@ class _Reader:
             if held is None:
                 raise _Refused(f"storage {key!r} has no data/{key} record in the archive")
             if held < declared:
-                raise _Refused(f"storage {key!r} holds {held:,} bytes, its tensors need {declared:,} (truncated?)")
+                raise _Refused(f"storage {key!r} holds {held:,} bytes, the file declares {declared:,} (truncated?)")
             nbytes = held
         ref = self.storages[key] = StorageRef(key, storage_type.dtype, count, location, nbytes)
         return ref
@@ -713,6 +713,8 @@ def _first_line(exc: BaseException) -> str:
 def _why(exc: BaseException) -> str:
     if isinstance(exc, _Refused):
         return str(exc)
+    if isinstance(exc, EOFError):
+        return "the pickle ends before its STOP opcode (truncated?)"
     if isinstance(exc, ValueError) and "extension code" in str(exc):
         return f"pickle extension code found ({exc})"
     return f"{type(exc).__name__}: {_first_line(exc)}"
