@@ -16,6 +16,7 @@ import time
 import zipfile
 from collections import OrderedDict, defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -213,6 +214,12 @@ def test_reading_imports_and_runs_nothing_audit_hook(tmp_path: Path):
 # -- tensor records against torch.load ----------------------------------------------------------------
 
 
+def root_dict(path: Path) -> dict[str, Any]:
+    root = read_pickled(path).root
+    assert isinstance(root, dict)
+    return root
+
+
 def tensor_zoo() -> dict[str, torch.Tensor]:
     base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
     return {
@@ -278,16 +285,16 @@ def test_plain_pickle_of_tensors_matches_pickle_load(tmp_path: Path):
     zoo = {k: v for k, v in tensor_zoo().items() if k not in {"uint16", "fp8"}}
     path = tmp_path / "zoo.pkl"
     path.write_bytes(pickle.dumps(zoo))
-    found = read_pickled(path)
-    assert found.format == "pickle"
+    assert read_pickled(path).format == "pickle"
+    found = root_dict(path)
     loaded = pickle.loads(path.read_bytes())
     for name, real in loaded.items():
-        record = found.root[name]
+        record = found[name]
         assert (record.shape, record.dtype, record.stride) == (tuple(real.shape), real.dtype, real.stride())
         assert record.storage_offset == real.storage_offset()
         assert record.storage is not None and record.storage.nbytes == real.untyped_storage().nbytes()
     # plain pickle copies each tensor's storage: no two names share one, in torch as here
-    assert len({t.storage.key for t in found.root.values()}) == len(loaded)
+    assert len({t.storage.key for t in found.values()}) == len(loaded)
     assert len({t.untyped_storage().data_ptr() for t in loaded.values()}) == len(loaded)
 
 
@@ -295,7 +302,7 @@ def test_meta_tensors_are_recorded_without_storage(tmp_path: Path):
     with torch.device("meta"):
         model = nn.LSTM(8, 8)
     torch.save(model.state_dict(), tmp_path / "meta.pt")
-    found = read_pickled(tmp_path / "meta.pt").root
+    found = root_dict(tmp_path / "meta.pt")
     loaded = torch.load(tmp_path / "meta.pt", weights_only=True)
     for name, real in loaded.items():
         assert real.is_meta and real.data_ptr() == 0  # why addresses cannot tell ties apart here
@@ -312,7 +319,7 @@ def test_meta_tensors_are_recorded_without_storage(tmp_path: Path):
 def test_quantized_tensor_records_its_quantizer(tmp_path: Path):
     q = torch.quantize_per_tensor(torch.randn(4, 3), scale=0.5, zero_point=3, dtype=torch.qint8)
     torch.save({"q": q}, tmp_path / "q.pt")
-    record = read_pickled(tmp_path / "q.pt").root["q"]
+    record = root_dict(tmp_path / "q.pt")["q"]
     assert (record.shape, record.dtype) == ((4, 3), torch.qint8)
     assert record.quantizer == (torch.per_tensor_affine, 0.5, 3)
 
@@ -343,7 +350,7 @@ class StoragePickler(pickle.Pickler):
 
 def tensor_pickle(size: tuple[int, ...], stride: tuple[int, ...], offset: int = 0) -> bytes:
     buffer = io.BytesIO()
-    args = ("STORAGE", offset, size, stride, False, OrderedDict())
+    args: tuple[object, ...] = ("STORAGE", offset, size, stride, False, OrderedDict())
     StoragePickler(buffer, protocol=2).dump({"w": Reduce(torch._utils._rebuild_tensor_v2, *args)})
     return buffer.getvalue()
 
@@ -351,7 +358,7 @@ def tensor_pickle(size: tuple[int, ...], stride: tuple[int, ...], offset: int = 
 def test_crafted_archive_reads_like_torch(tmp_path: Path):
     path = tmp_path / "ok.pt"
     write_archive(path, tensor_pickle((2, 2), (2, 1)), {"0": bytes(16)})
-    record = read_pickled(path).root["w"]
+    record = root_dict(path)["w"]
     assert (record.shape, record.storage.key, record.storage.nbytes) == ((2, 2), "0", 16)
     assert tuple(torch.load(path, weights_only=True)["w"].shape) == (2, 2)
 
@@ -479,7 +486,7 @@ def test_stand_ins_record_calls_state_and_items(tmp_path: Path):
         "plain": {"a": 1},
     }
     path.write_bytes(pickle.dumps(data, protocol=4))
-    root = read_pickled(path).root
+    root = root_dict(path)
     holder, new_ex, call = root["holder"], root["new_ex"], root["call"]
     assert isinstance(holder, PickledObject) and holder.qualified_name == f"{__name__}.Holder"
     assert (holder.built, holder.state) == ("new", {"value": 3})
