@@ -12,6 +12,12 @@ memory the inspection adds after imports, as a share of the file size
 (target < 15%); the whole process's peak is printed too (importing torch
 alone takes a few hundred MiB, whatever the file).
 
+A third file is the same LSTM pickled whole (``torch.save(model)``), read by
+the safe reader (``unpickle.read_pickled`` + ``pickled.find_module``, which
+imports and runs nothing and never reads tensor data) against
+``torch.load(weights_only=False)``; target: peak memory added < 15% of the
+file size.
+
     python -m benchmarks.bench_checkpoint [--layers N] [--hidden H]
 """
 
@@ -32,12 +38,19 @@ import json, resource, sys, time
 import torch
 method, path = sys.argv[1], sys.argv[2]
 from torchlstm_params.checkpoint import build_model, read_checkpoint
+from torchlstm_params.pickled import find_module
+from torchlstm_params.unpickle import read_pickled
 from torchlstm_params import summarize
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
 if method == "torch.load":
     state = torch.load(path, map_location="cpu")
     total = sum(t.numel() for t in state.values())
+elif method == "torch.load-module":
+    total = sum(p.numel() for p in torch.load(path, map_location="cpu", weights_only=False).parameters())
+elif method == "safe-read":
+    tree, _ = find_module(read_pickled(path).root)
+    total = sum(t.numel for _, t in tree.named_parameters())
 else:
     model, _ = build_model(read_checkpoint(path))
     total = summarize(model).total_params
@@ -70,6 +83,8 @@ def main(argv: list[str] | None = None) -> None:
         from safetensors.torch import save_file
 
         save_file(state, str(files["safetensors"]))
+        whole = Path(tmp) / "lstm-model.pt"
+        torch.save(model, whole)
         del model, state
         print(f"torch {torch.__version__}; LSTM({args.hidden}, {args.hidden}, num_layers={args.layers})")
         total_share = "whole-process peak / file size"
@@ -89,6 +104,24 @@ def main(argv: list[str] | None = None) -> None:
                 f"peak memory added / file size {ours['added_kib'] * 1024 / size:.3f} (target < 0.15); "
                 f"{total_share} {ours['peak_kib'] * 1024 / size:.3f}"
             )
+        whole_model(whole)
+
+
+def whole_model(path: Path) -> None:
+    """The whole-model pickle: the safe reader against torch.load trusting the file."""
+    size = path.stat().st_size
+    base = measure("torch.load-module", path)
+    ours = measure("safe-read", path)
+    assert ours["total"] == base["total"], "the safe reader and torch.load disagree on the count"
+    print(
+        f"torch.save(model) whole-model pickle: {size / 2**30:.2f} GiB, {int(ours['total']):,} params; "
+        f"torch.load {base['seconds'] * 1e3:.0f} ms, +{base['added_kib'] / 2**20:.2f} GiB peak; "
+        f"safe read {ours['seconds'] * 1e3:.1f} ms, +{ours['added_kib'] / 1024:.1f} MiB peak"
+    )
+    print(
+        f"  safe read: time ratio {ours['seconds'] / base['seconds']:.3f}; "
+        f"peak memory added / file size {ours['added_kib'] * 1024 / size:.3f} (target < 0.15)"
+    )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ def test_bench_hook_smoke(capsys: pytest.CaptureFixture[str]):
 def test_bench_checkpoint_smoke(capsys: pytest.CaptureFixture[str]):
     bench_checkpoint.main(["--layers", "1", "--hidden", "8"])
     out = capsys.readouterr().out
-    assert out.count("time ratio") == 2  # torch.save and safetensors files
-    assert f"{4 * 8 * 16 + 8 * 8:,} params" in out
+    assert out.count("time ratio") == 3  # torch.save and safetensors state dicts, the whole-model pickle
+    assert out.count(f"{4 * 8 * 16 + 8 * 8:,} params") == 3
+    assert "torch.save(model) whole-model pickle:" in out
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning", "ignore::FutureWarning")

@@ -34,7 +34,6 @@ import io
 import math
 import pickle
 import pickletools
-import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -87,6 +86,7 @@ _STORAGE_DTYPES: Mapping[str, torch.dtype] = MappingProxyType(
 _TORCH_CONSTANTS = (torch.dtype, torch.layout, torch.memory_format, torch.qscheme)
 _PLAIN_TENSOR_CLASSES = frozenset({"torch.Tensor", "torch._tensor.Tensor"})
 _PARAMETER_CLASSES = frozenset({"torch.nn.parameter.Parameter", "torch.nn.Parameter"})
+_INT_ONLY = frozenset({int})
 _TEXT_ENCODINGS = frozenset({"latin1", "latin-1", "utf-8", "utf8", "ascii"})
 
 
@@ -313,7 +313,9 @@ def _int(value: object, what: str) -> int:
 
 def _ints(value: object, what: str) -> tuple[int, ...]:
     if not isinstance(value, (tuple, list)):
-        raise _Refused(f"tensor record with {what} {value!r}, expected a tuple of integers")
+        raise _Refused(f"tensor record with {what} {value!r:.80}, expected a tuple of integers")
+    if not value or ({*map(type, value)} <= _INT_ONLY and min(value) >= 0):  # the common case, in C loops
+        return tuple(value)
     return tuple(_int(v, what) for v in value)
 
 
@@ -336,8 +338,8 @@ def _class_name(cls: object) -> str:
 class _Reader:
     """One read: the allow-list's callables, the stand-in classes made so far, the storages named."""
 
-    def __init__(self, records: Mapping[str, int] | None, label: str) -> None:
-        self.records = records  # zip: storage key -> record size; None: legacy or plain pickle
+    def __init__(self, records: Callable[[str], int | None] | None, label: str) -> None:
+        self.records = records  # zip: storage key -> its record's size (None: no record); None: not a zip
         self.label = label
         self.legacy = False
         self.storages: dict[str, StorageRef] = {}
@@ -428,12 +430,11 @@ class _Reader:
     def storage(self, storage_type: object, key: object, location: object, numel: object) -> StorageRef:
         if not isinstance(storage_type, _StorageType):
             raise _Refused(f"a storage of type {storage_type!r:.80}, expected torch's <type>Storage")
-        if isinstance(key, bytes):
-            key = key.decode("ascii")
-        if isinstance(location, bytes):
-            location = location.decode("ascii")
-        if not isinstance(key, str) or not isinstance(location, str):
-            raise _Refused(f"a storage with key {key!r:.80} and location {location!r:.80}")
+        if type(key) is not str or type(location) is not str:  # Python 2 files may give bytes
+            key = key.decode("ascii") if isinstance(key, bytes) else key
+            location = location.decode("ascii") if isinstance(location, bytes) else location
+            if not isinstance(key, str) or not isinstance(location, str):
+                raise _Refused(f"a storage with key {key!r:.80} and location {location!r:.80}")
         count = _int(numel, "storage size")
         key = self.key_prefix + key
         found = self.storages.get(key)
@@ -444,7 +445,7 @@ class _Reader:
         declared = count * storage_type.dtype.itemsize
         nbytes = declared
         if self.records is not None:
-            held = self.records.get(key)
+            held = self.records(key)
             if held is None:
                 raise _Refused(f"storage {key!r} has no data/{key} record in the archive")
             if held < declared:
@@ -464,8 +465,10 @@ class _Reader:
         shape, strides, start = _ints(size, "size"), _ints(stride, "stride"), _int(offset, "storage offset")
         if len(shape) != len(strides):
             raise _Refused(f"a tensor with size {shape} and stride {strides} of different lengths")
-        if math.prod(shape) > 0:
-            extent = start + sum((n - 1) * s for n, s in zip(shape, strides, strict=True)) + 1
+        if 0 not in shape:
+            extent = start + 1  # elements from the storage's start to the view's last one
+            for n, s in zip(shape, strides, strict=True):
+                extent += (n - 1) * s
             capacity = storage.numel * storage.dtype.itemsize // dtype.itemsize
             if extent > capacity:
                 raise _Refused(
@@ -720,28 +723,28 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {_first_line(exc)}"
 
 
-def _record(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
-    info = archive.getinfo(name)
-    if info.file_size > limit:
-        raise _Refused(f"archive record {name} is {info.file_size:,} bytes, over the {limit:,} this reader reads")
-    return archive.read(info)
+def _record(archive: torch._C.PyTorchFileReader, name: str, limit: int) -> bytes:
+    size = archive.get_record_size(name)
+    if size > limit:
+        raise _Refused(f"archive record {name} is {size:,} bytes, over the {limit:,} this reader reads")
+    data = archive.get_record(name)
+    return bytes(data) if not isinstance(data, bytes) else data
 
 
 def _script_classes(
-    archive: zipfile.ZipFile, prefix: str, names: list[str]
+    archive: torch._C.PyTorchFileReader, names: set[str], classes_named: list[str]
 ) -> tuple[dict[str, ScriptClass], list[str]]:
     """Parse (never run) the code of each TorchScript class data.pkl names."""
     classes: dict[str, ScriptClass] = {}
     notes: list[str] = []
-    modules = sorted({name.rpartition(".")[0] for name in names if name.startswith("__torch__")})
+    modules = sorted({name.rpartition(".")[0] for name in classes_named if name.startswith("__torch__")})
     for module in modules:
-        record = f"{prefix}/code/{module.replace('.', '/')}.py"
-        try:
-            source = _record(archive, record, _MAX_CODE_BYTES).decode("utf-8")
-            tree = ast.parse(source, filename=record)
-        except KeyError:
+        record = f"code/{module.replace('.', '/')}.py"
+        if record not in names:
             notes.append(f"TorchScript code for {module} is missing ({record})")
             continue
+        try:
+            tree = ast.parse(_record(archive, record, _MAX_CODE_BYTES).decode("utf-8"), filename=record)
         except Exception as exc:  # noqa: BLE001 - bad code in a file: one note, the rest still reads
             notes.append(f"TorchScript code for {module} could not be parsed: {_why(exc)}")
             continue
@@ -781,27 +784,28 @@ def _script_class(qualified: str, node: ast.ClassDef) -> ScriptClass:
 
 
 def _read_zip(path: Path) -> PickledFile:
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        if not names or "/" not in names[0]:
-            raise _Refused("a zip archive whose first record is not in a folder, unlike torch.save's")
-        prefix = names[0].split("/", 1)[0]
-        data_pkl = f"{prefix}/data.pkl"
-        if data_pkl not in names:
-            raise _Refused(f"a zip archive without {data_pkl}: not written by torch.save or torch.jit.save")
-        scripted = f"{prefix}/constants.pkl" in names or any(n.startswith(f"{prefix}/code/") for n in names)
-        data_dir = f"{prefix}/data/"
-        records = {
-            info.filename[len(data_dir) :]: info.file_size
-            for info in archive.infolist()
-            if info.filename.startswith(data_dir)
-        }
-        reader = _Reader(records, str(path))
-        root = reader.load(io.BytesIO(_record(archive, data_pkl, _MAX_RECORD_BYTES)))
+    """A torch.save or torch.jit.save archive, through torch's own archive reader (the one torch.load uses)."""
+    with path.open("rb") as stream:  # a stream, not a name: any file name reads, UTF-8 or not
+        try:
+            archive = torch._C.PyTorchFileReader(stream)
+        except RuntimeError as exc:
+            why = _first_line(exc).split(". ")[0]  # torch's first sentence; the rest is advice about miniz
+            raise _Refused(f"not a readable torch zip archive (truncated or corrupt?): {why}") from None
+        names = set(archive.get_all_records())  # relative to the archive's folder, like "data.pkl", "data/0"
+        if "data.pkl" not in names:
+            raise _Refused("a zip archive without data.pkl: not written by torch.save or torch.jit.save")
+        scripted = "constants.pkl" in names or any(name.startswith("code/") for name in names)
+
+        def record_size(key: str) -> int | None:
+            name = f"data/{key}"
+            return archive.get_record_size(name) if name in names else None
+
+        reader = _Reader(record_size, str(path))
+        root = reader.load(io.BytesIO(_record(archive, "data.pkl", _MAX_RECORD_BYTES)))
         classes: dict[str, ScriptClass] = {}
         notes: list[str] = []
         if scripted:
-            classes, notes = _script_classes(archive, prefix, list(reader.stand_ins))
+            classes, notes = _script_classes(archive, names, list(reader.stand_ins))
     return PickledFile(
         str(path),
         "torch.jit.save" if scripted else "torch.save",
@@ -854,7 +858,5 @@ def read_pickled(path: str | Path) -> PickledFile:
         if head.startswith(b"PK\x03\x04"):
             return _read_zip(file)
         return _read_stream(file)
-    except zipfile.BadZipFile as exc:
-        raise CheckpointError(f"{file} is not a readable zip archive (truncated or corrupt?): {exc}") from None
     except Exception as exc:  # noqa: BLE001 - anything the file provokes: one clear line, never a traceback
         raise CheckpointError(f"{file} cannot be read safely: {_why(exc)}") from None
