@@ -279,8 +279,9 @@ def test_torchscript_archive_tree_and_settings(tmp_path: Path):
     found = read_pickled(archive)
     assert found.format == "torch.jit.save"
     assert all(name.startswith("__torch__.") for name in found.stand_ins)
-    located = find_module(found.root, found.script_classes)
+    located = find_module(found)  # the file's TorchScript classes come with it
     assert located is not None and located[1] == ""
+    assert find_module(found.root) is None  # without them, a TorchScript object is no nn.Module
     tree = located[0]
     assert tree.scripted
     assert shapes(tree.named_parameters()) == shapes(model.named_parameters())
@@ -472,3 +473,36 @@ def test_plain_settings_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     activation = tree.state["activation"]  # pickled as getattr(torch._VariableFunctionsClass, "tanh")
     assert isinstance(activation, PickledObject) and activation.qualified_name == "builtins.getattr"
     assert activation.args[1] == "tanh" and activation.built == "call"
+
+
+def test_hostile_module_state_is_not_a_module(tmp_path: Path):
+    """A 'module' whose state is a record with an unhashable key: no module, no exception."""
+
+    def text(value: str) -> bytes:
+        return b"X" + len(value.encode()).to_bytes(4, "little") + value.encode()
+
+    record = b"cevil\nD\n)\x81(]" + text("v") + b"u"  # a stand-in D with D[[]] = "v"
+    state = b"N" + record + b"\x86"  # BUILD state (None, D): D as the slots part
+    path = tmp_path / "odd.pkl"
+    path.write_bytes(b"\x80\x02cevil\nMod\n)\x81" + state + b"b.")
+    found = read_pickled(path)
+    assert find_module(found) is None and find_state_dict(found) is None
+    with pytest.raises(CheckpointError, match=r"is not a pickled nn\.Module"):
+        module_tree(found.root)
+
+
+# torch 2.13 deprecates torch.ao.quantization and warns about quantized tensor creation.
+@pytest.mark.filterwarnings("ignore:torch.ao.quantization is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor.*:UserWarning")
+def test_dynamic_quantized_lstm_keeps_its_settings(tmp_path: Path):
+    model = torch.ao.quantization.quantize_dynamic(nn.Sequential(nn.LSTM(4, 8, num_layers=2)), {nn.LSTM})
+    torch.save(model, tmp_path / "quantized.pt")
+    located = find_module(read_pickled(tmp_path / "quantized.pt"))
+    assert located is not None
+    lstm = located[0].children["0"]
+    assert lstm.class_name == "torch.ao.nn.quantized.dynamic.modules.rnn.LSTM"
+    settings = recurrent_settings(lstm)
+    assert settings is not None and (settings.kind, settings.from_class) == ("LSTM", True)
+    live = model[0]
+    assert dict(settings.settings) == {k: getattr(live, k) for k in RECURRENT_KEYS if hasattr(live, k)}
+    assert lstm.parameters == {}  # its weights sit in packed ScriptObjects, recorded inert in its state

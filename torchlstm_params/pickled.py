@@ -26,7 +26,7 @@ from typing import TypeVar
 
 import torch
 
-from .unpickle import CheckpointError, PickledObject, PickledTensor, ScriptClass
+from .unpickle import CheckpointError, PickledFile, PickledObject, PickledTensor, ScriptClass
 
 __all__ = [
     "FoundStateDict",
@@ -111,7 +111,12 @@ def _search(root: object, match: Callable[[object], _T | None]) -> tuple[_T, str
 
 
 def find_state_dict(root: object) -> FoundStateDict | None:
-    """The first mapping of str keys holding tensors, at the top or under the usual keys (3 levels deep)."""
+    """The first mapping of str keys holding tensors, at the top or under the usual keys (3 levels deep).
+
+    ``root`` is a :class:`PickledFile` or its ``root``.
+    """
+    if isinstance(root, PickledFile):
+        root = root.root
     found = _search(root, _as_state_dict)
     if found is None:
         return None
@@ -127,7 +132,9 @@ class PickledModule:
     :attr:`class_name` is the Python class it stands for. ``settings`` holds the plain public
     attributes (``hidden_size``, ``training``, ...; a TorchScript class's ``Final`` constants too),
     ``tensors`` any tensor attribute that is neither a parameter nor a buffer, ``state`` everything
-    pickled. A module shared by two parents is one object here, as in torch.
+    pickled. A module shared by two parents is one object here, as in torch. TorchScript does not
+    record which buffers are persistent: ``non_persistent`` is then empty and :meth:`state_dict`
+    lists every buffer.
     """
 
     qualname: str
@@ -194,13 +201,13 @@ class PickledModule:
 
 
 def _state_of(obj: PickledObject) -> dict[str, object] | None:
+    """The pickled ``__dict__`` (BUILD state; ``(dict, slots)`` merged) when every key is a str, else None."""
     state = obj.state
     if isinstance(state, tuple) and len(state) == 2:  # (__dict__, slots)
-        merged = _items(state[0]) or []
-        merged += _items(state[1]) or []
-        state = dict(merged)
-    pairs = _items(state)
-    if pairs is None or not all(isinstance(k, str) for k, _ in pairs):
+        pairs = (_items(state[0]) or []) + (_items(state[1]) or [])
+    else:
+        pairs = _items(state) or []
+    if not pairs or not all(isinstance(k, str) for k, _ in pairs):
         return None
     return {str(k): v for k, v in pairs}
 
@@ -317,7 +324,13 @@ def module_tree(obj: object, script_classes: Mapping[str, ScriptClass] | None = 
 def find_module(
     root: object, script_classes: Mapping[str, ScriptClass] | None = None
 ) -> tuple[PickledModule, str] | None:
-    """A pickled module at the top, or under the usual keys (``{"model": model, ...}``): tree and where."""
+    """A pickled module at the top, or under the usual keys (``{"model": model, ...}``): tree and where.
+
+    ``root`` is a :class:`PickledFile` (its TorchScript classes are then used) or its ``root``.
+    """
+    if isinstance(root, PickledFile):
+        script_classes = root.script_classes if script_classes is None else script_classes
+        root = root.root
     builder = _TreeBuilder(script_classes or {})
 
     def match(value: object) -> PickledModule | None:
