@@ -338,9 +338,8 @@ def _class_name(cls: object) -> str:
 class _Reader:
     """One read: the allow-list's callables, the stand-in classes made so far, the storages named."""
 
-    def __init__(self, records: Callable[[str], int | None] | None, label: str) -> None:
+    def __init__(self, records: Callable[[str], int | None] | None) -> None:
         self.records = records  # zip: storage key -> its record's size (None: no record); None: not a zip
-        self.label = label
         self.legacy = False
         self.storages: dict[str, StorageRef] = {}
         self.classes: dict[tuple[str, str], type[PickledObject]] = {}
@@ -800,7 +799,7 @@ def _read_zip(path: Path) -> PickledFile:
             name = f"data/{key}"
             return archive.get_record_size(name) if name in names else None
 
-        reader = _Reader(record_size, str(path))
+        reader = _Reader(record_size)
         root = reader.load(io.BytesIO(_record(archive, "data.pkl", _MAX_RECORD_BYTES)))
         classes: dict[str, ScriptClass] = {}
         notes: list[str] = []
@@ -818,7 +817,7 @@ def _read_zip(path: Path) -> PickledFile:
 
 
 def _read_stream(path: Path) -> PickledFile:
-    reader = _Reader(None, str(path))
+    reader = _Reader(None)
     size = path.stat().st_size
     notes: tuple[str, ...] = ()
     with path.open("rb") as stream:
