@@ -500,3 +500,20 @@ def test_stand_ins_record_calls_state_and_items(tmp_path: Path):
     assert root["default"].qualified_name == "collections.defaultdict"
     assert root["default"].dictitems == [("k", [1])]
     assert root["plain"] == {"a": 1}
+
+
+def test_file_names_that_are_not_utf8(tmp_path: Path):
+    """A name a browser or an old file system gives (undecodable bytes) still reads, zip and legacy alike."""
+    for legacy in (False, True):
+        name = os.fsdecode(bytes(tmp_path) + (b"/legacy-\xff.pt" if legacy else b"/model-\xff.pt"))
+        torch.save({"w": torch.zeros(2, 3)}, name, _use_new_zipfile_serialization=not legacy)
+        found = read_pickled(name)
+        assert isinstance(found.root, dict) and found.root["w"].shape == (2, 3)
+
+
+def test_bytes_after_a_plain_pickle_are_noted(tmp_path: Path):
+    path = tmp_path / "two.pkl"
+    path.write_bytes(pickle.dumps({"a": 1}) + pickle.dumps({"b": 2}))
+    found = read_pickled(path)
+    assert found.root == {"a": 1}
+    assert found.notes == (f"{len(pickle.dumps({'b': 2})):,} bytes after the first pickle were not read",)
