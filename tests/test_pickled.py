@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 import torchlstm_params
+from torchlstm_params.errors import CheckpointError
 from torchlstm_params.pickled import (
     PickledModule,
     find_module,
@@ -27,7 +28,7 @@ from torchlstm_params.pickled import (
     recurrent_settings,
     tie_groups,
 )
-from torchlstm_params.unpickle import CheckpointError, PickledObject, read_pickled
+from torchlstm_params.unpickle import PickledObject, read_pickled
 
 PACKAGE_ROOT = Path(torchlstm_params.__file__).resolve().parents[1]
 RECURRENT_KEYS = (

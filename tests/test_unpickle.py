@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 import torchlstm_params
-from torchlstm_params.errors import TorchLstmParamsError
-from torchlstm_params.unpickle import CheckpointError, PickledObject, PickledTensor, read_pickled
+from torchlstm_params.errors import CheckpointError, TorchLstmParamsError
+from torchlstm_params.unpickle import PickledObject, PickledTensor, read_pickled
 
 SUFFIXES = [".pt", ".pkl", ".ckpt", ""]
 PACKAGE_ROOT = Path(torchlstm_params.__file__).resolve().parents[1]

@@ -26,7 +26,8 @@ from typing import TypeVar
 
 import torch
 
-from .unpickle import CheckpointError, PickledFile, PickledObject, PickledTensor, ScriptClass
+from .errors import CheckpointError
+from .unpickle import PickledFile, PickledObject, PickledTensor, ScriptClass
 
 __all__ = [
     "FoundStateDict",

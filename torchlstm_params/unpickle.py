@@ -43,7 +43,7 @@ from typing import IO, Any, ClassVar
 
 import torch
 
-from .errors import TorchLstmParamsError
+from .errors import CheckpointError
 
 __all__ = [
     "CheckpointError",
@@ -88,13 +88,6 @@ _PLAIN_TENSOR_CLASSES = frozenset({"torch.Tensor", "torch._tensor.Tensor"})
 _PARAMETER_CLASSES = frozenset({"torch.nn.parameter.Parameter", "torch.nn.Parameter"})
 _INT_ONLY = frozenset({int})
 _TEXT_ENCODINGS = frozenset({"latin1", "latin-1", "utf-8", "utf8", "ascii"})
-
-
-class CheckpointError(TorchLstmParamsError):
-    """A file that cannot be read safely, or is not what a checkpoint reader expects.
-
-    (Kept here while checkpoint reading moves into ``errors``; same name and base class.)
-    """
 
 
 class _Refused(pickle.UnpicklingError):
