@@ -68,6 +68,8 @@ def parse_expression(text: str) -> tuple[type[nn.Module], tuple[object, ...], di
             if kw.arg is None:
                 raise SpecError(f"'**' is not allowed in a layer expression: {text!r}")
             kwargs[kw.arg] = ast.literal_eval(kw.value)
+    except SpecError:  # a ValueError too: it names what is wrong already
+        raise
     except ValueError:
         raise SpecError(
             f"layer expression arguments must be literals (numbers, strings, True/False): {text!r}"
