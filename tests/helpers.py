@@ -1,25 +1,36 @@
 """Shared test helpers: the one place tests import from (besides tests.strategies).
 
 - ``run``/reference recurrences: the recurrent equations written with plain torch matmuls, an
-  independent reference for counts and compute.
+  independent reference for counts and compute. Each function takes a real torch module, runs
+  its computation step by step with ``torch.mm`` (so ``FlopCounterMode`` sees every matrix
+  product) and returns the output, which tests compare with the module's own forward.
+- model factories the CLI tests import as ``tests.helpers:NAME``.
+- independent counts (``numel``, ``lstm_count``), ``problems_of``, ``free_port``.
+- ``CountsWalks``: a root module that records every traversal of the model, by observation.
+- ``in_threads``: run callables in threads that start together.
 - real Keras 3 models on the torch backend (saved as ``.keras`` and legacy ``.h5``), and torch
   modules built from the expressions the Keras and ONNX readers write.
-
-Each function takes a real torch module, runs its computation step by step with
-``torch.mm`` (so ``FlopCounterMode`` sees every matrix product) and returns the
-output, which tests compare with the module's own forward.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
-from collections.abc import Callable
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import torch
 from torch import nn
+
+from torchlstm_params.cli import main
+
+T = TypeVar("T")
 
 
 def _cell(module: nn.RNNBase, x: torch.Tensor, state: tuple[torch.Tensor, ...], sfx: str) -> tuple[torch.Tensor, ...]:
@@ -107,6 +118,13 @@ def lstm_count(i: int, h: int, layers: int = 1, bidirectional: bool = False, pro
         in_k = i if k == 0 else d * r
         total += d * (4 * h * (in_k + r) + (8 * h if bias else 0) + proj * h)
     return total
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
+    """``torchlstm-params ARGV`` in-process: (exit code, stdout, stderr)."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def problems_of(model: nn.Module, **options: object) -> list[tuple[str, str, str]]:
@@ -201,3 +219,128 @@ def torch_module(expression: str) -> nn.Module:
     module = eval(expression, {"nn": nn})  # an expression the library wrote, checked by torch itself
     assert isinstance(module, nn.Module)
     return module
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a gloo process group)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- counting walks of a model, by observation ---
+
+
+class CountsWalks(nn.Module):
+    """A module that records every read of its own ``_modules`` once recording is started.
+
+    Every traversal of a module tree reads the root's ``_modules`` exactly once: the library's
+    walk (``module._modules``), and torch's ``named_modules``/``modules``/``parameters``/
+    ``buffers``/``state_dict``/``children``. Nothing else does: ``nn.Module.__getattr__`` (``self.rnn``
+    in a forward) and ``__setattr__`` go through ``__dict__``. So the reads of the root's
+    ``_modules`` are the walks of the model. Each read is recorded as ``file:function`` of the
+    code that made it, in a list (``walks``) or, for a model built inside the CLI, as a line of
+    a file. Mix it in first: ``class Model(CountsWalks, nn.Module)``.
+    """
+
+    def record_walks(self, to_file: str | Path | None = None) -> None:
+        """Start recording (again), forgetting earlier reads; into ``self.walks`` or ``to_file``."""
+        self.__dict__["walks"] = []
+        self.__dict__["walks_file"] = None if to_file is None else Path(to_file)
+        if to_file is not None:
+            Path(to_file).write_text("", encoding="utf-8")
+
+    def stop_recording(self) -> None:
+        self.__dict__.pop("walks", None)
+        self.__dict__.pop("walks_file", None)
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "_modules":
+            state = object.__getattribute__(self, "__dict__")
+            walks = state.get("walks")
+            if walks is not None:
+                code = sys._getframe(1).f_code
+                where = f"{Path(code.co_filename).name}:{code.co_name}"
+                walks.append(where)
+                if state["walks_file"] is not None:
+                    with state["walks_file"].open("a", encoding="utf-8") as fh:
+                        fh.write(where + "\n")
+        return super().__getattribute__(name)
+
+
+class WalkCountedModel(CountsWalks, nn.Module):
+    """A small real model (LSTM, GRU cell, Linear layers, a tied weight) that counts its walks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(12, 4)
+        self.encoder = nn.LSTM(4, 6, num_layers=2)
+        self.decoder = nn.Sequential(nn.GRUCell(6, 6), nn.Linear(6, 4))
+        self.out = nn.Linear(4, 12)
+        self.out.weight = self.embed.weight
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        out, _ = self.encoder(self.embed(tokens))
+        return self.out(self.decoder[1](self.decoder[0](out[-1])))
+
+
+#: WalkCountedModel's unique parameters, by hand: embedding 12·4 (tied to out.weight); LSTM layer 0
+#: 4·6·(4+6) + 8·6, layer 1 4·6·(6+6) + 8·6; GRUCell 3·6·(6+6) + 6·6; Linear 6·4 + 4; out's bias 12.
+WALK_COUNTED_PARAMS = 48 + (240 + 48) + (288 + 48) + (216 + 36) + (24 + 4) + 12
+
+
+def walk_counted_model(log: str) -> nn.Module:
+    """CLI factory: a WalkCountedModel recording its walks, one line each, into the file ``log``."""
+    model = WalkCountedModel()
+    model.record_walks(to_file=log)
+    return model
+
+
+# --- threads ---
+
+
+def in_threads(tasks: list[Callable[[], T]]) -> list[T]:
+    """Run each task in its own thread, all released at once by a barrier; results in task order.
+
+    An exception in a task is re-raised here (the first one, by task order).
+    """
+    barrier = threading.Barrier(len(tasks))
+    results: list[Any] = [None] * len(tasks)
+    errors: list[BaseException | None] = [None] * len(tasks)
+
+    def run_task(k: int) -> None:
+        barrier.wait()
+        try:
+            results[k] = tasks[k]()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread below
+            errors[k] = exc
+
+    threads = [threading.Thread(target=run_task, args=(k,)) for k in range(len(tasks))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for error in errors:
+        if error is not None:
+            raise error
+    return results
+
+
+@contextlib.contextmanager
+def gc_samples() -> Iterator[list[bool]]:
+    """``gc.isenabled()`` sampled from a background thread while the block runs (a flip shows up)."""
+    samples: list[bool] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            samples.append(gc.isenabled())
+            done.wait(0.0005)
+
+    watcher = threading.Thread(target=sample)
+    watcher.start()
+    try:
+        yield samples
+    finally:
+        done.set()
+        watcher.join()

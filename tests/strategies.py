@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
@@ -69,3 +70,61 @@ def configs(draw: st.DrawFn) -> Config:
         bidirectional=draw(st.booleans()),
         proj_size=proj,
     )
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A module graph and the steps that built it (its repr: a cyclic module's own repr recurses forever)."""
+
+    root: nn.Module
+    steps: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return "Graph(" + "; ".join(self.steps) + ")"
+
+
+@st.composite
+def module_graphs(draw: st.DrawFn, max_extra: int = 6) -> Graph:
+    """A random tree of real modules plus up to ``max_extra`` extra registrations (shared subtrees,
+    cycles: a module registered under one of its own descendants), None slots, tied Linear
+    weights, frozen tensors and a second dtype."""
+    n = draw(st.integers(1, 24))
+    kinds: dict[str, Callable[[], nn.Module]] = {
+        "Module": nn.Module,
+        "Linear": lambda: nn.Linear(1, 1),
+        "ReLU": nn.ReLU,
+        "GRU": lambda: nn.GRU(1, 1),
+        "Sequential": nn.Sequential,
+    }
+    chosen = [draw(st.sampled_from(sorted(kinds))) for _ in range(n)]
+    modules = [kinds[kind]() for kind in chosen]
+    steps = [f"m{j} = {kind}" for j, kind in enumerate(chosen)]
+    names = st.sampled_from(["0", "1", "2", "a", "b", "rnn", "weight", "x_y"])
+
+    def register(parent: int, name: str, child: int | None) -> None:
+        modules[parent].register_module(name, None if child is None else modules[child])
+        steps.append(f"m{parent}.{name} = {'None' if child is None else f'm{child}'}")
+
+    for j in range(1, n):
+        register(draw(st.integers(0, j - 1)), draw(names) + f"_{j}", j)  # suffix: each child its own slot
+    for k in range(draw(st.integers(0, max_extra))):  # any module, ancestors included
+        register(draw(st.integers(0, n - 1)), f"extra{k}", draw(st.integers(0, n - 1)))
+    if draw(st.booleans()):
+        register(draw(st.integers(0, n - 1)), "none", None)
+    linears = [j for j, m in enumerate(modules) if isinstance(m, nn.Linear)]
+    if len(linears) > 1:
+        for _ in range(draw(st.integers(0, 3))):
+            a, b = draw(st.sampled_from(linears)), draw(st.sampled_from(linears))
+            modules[b].weight = modules[a].weight
+            steps.append(f"m{b}.weight = m{a}.weight")
+    for j, module in enumerate(modules):
+        for name, p in list(module._parameters.items()):
+            if p is None or draw(st.integers(0, 4)) != 0:
+                continue
+            if draw(st.booleans()):
+                p.requires_grad_(False)
+                steps.append(f"m{j}.{name} frozen")
+            else:
+                module._parameters[name] = nn.Parameter(p.detach().double(), requires_grad=p.requires_grad)
+                steps.append(f"m{j}.{name} float64")
+    return Graph(modules[0], tuple(steps))

@@ -1,4 +1,5 @@
-"""Checkpoint inspection through the command line: real torch.save, safetensors and Lightning files."""
+"""Checkpoint inspection: read_checkpoint and build_model directly, and through the command line, on real
+torch.save, safetensors and Lightning files."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from torchlstm_params.checkpoint import read_checkpoint
+from tests.helpers import numel
+from tests.helpers import run_cli as run
+from torchlstm_params import CheckpointError, summarize
+from torchlstm_params.checkpoint import build_model, read_checkpoint
 from torchlstm_params.cli import main
 
 
@@ -26,17 +30,6 @@ class Speech(nn.Module):
         self.decoder = nn.ModuleList([nn.LSTMCell(8, 8), nn.GRUCell(8, 8)])
         self.norm = nn.BatchNorm1d(8)
         self.out = nn.Linear(8, 30)
-
-
-def run(capsys, *argv: str | Path) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def settings(module: nn.Module) -> tuple[object, ...]:
-    keys = ("mode", "input_size", "hidden_size", "num_layers", "bias", "bidirectional", "proj_size")
-    return tuple(getattr(module, k, None) for k in keys)
 
 
 @pytest.mark.parametrize("wrap", ["plain", "state_dict", "model", "model_state_dict"])
@@ -284,3 +277,142 @@ def test_checkpoint_with_a_batch_gives_saved_activations_and_says_what_it_assume
     # 40 tokens: 2 layers x 7 x 32 per token (GRU) + layer 1's 32-wide input, 2 bytes each (bfloat16)
     assert entry["saved"]["bytes"] == (2 * 40 * 7 * 32 + 40 * 32) * 2
     assert any("stores no dropout or batch_first" in note for note in data["notes"])
+
+
+# --- read_checkpoint and build_model, called directly ---
+
+
+def torch_settings(module: nn.Module) -> dict[str, object]:
+    """A recurrent module's settings as torch stores them."""
+    names = ("mode", "input_size", "hidden_size", "num_layers", "bias", "bidirectional", "proj_size")
+    return {name: getattr(module, name) for name in names if hasattr(module, name)}
+
+
+@pytest.mark.parametrize(("nesting", "found_under"), [(None, ""), ("state_dict", "state_dict"), ("model", "model")])
+def test_read_checkpoint_gives_every_tensors_name_shape_and_dtype(tmp_path: Path, nesting, found_under):
+    model = Speech()
+    model.out.to(torch.bfloat16)
+    state = model.state_dict()
+    path = tmp_path / "speech.pt"
+    torch.save(state if nesting is None else {nesting: state, "epoch": 3, "optimizer": {}}, path)
+    checkpoint = read_checkpoint(path)
+    assert (checkpoint.path, checkpoint.format, checkpoint.found_under, checkpoint.module) == (
+        str(path),
+        "torch",
+        found_under,
+        None,
+    )
+    assert {n: (m.shape, m.dtype) for n, m in checkpoint.tensors.items()} == {
+        n: (tuple(t.shape), t.dtype) for n, t in state.items()
+    }
+    assert list(checkpoint.tensors) == list(state)  # the checkpoint's order
+
+
+def test_read_checkpoint_finds_a_state_dict_nested_twice(tmp_path: Path):
+    state = nn.GRU(2, 3).state_dict()
+    torch.save({"model": {"state_dict": state}}, tmp_path / "nested.pt")
+    checkpoint = read_checkpoint(tmp_path / "nested.pt")
+    assert checkpoint.found_under == "model.state_dict"
+    assert set(checkpoint.tensors) == set(state)
+
+
+def test_read_checkpoint_tells_tied_tensors_by_their_storage(tmp_path: Path):
+    model = nn.Sequential(nn.Embedding(50, 8), nn.LSTM(8, 8), nn.Linear(8, 50))
+    model[2].weight = model[0].weight
+    torch.save(model.state_dict(), tmp_path / "tied.pt")
+    tensors = read_checkpoint(tmp_path / "tied.pt").tensors
+    assert tensors["0.weight"].storage is not None
+    assert tensors["0.weight"].storage == tensors["2.weight"].storage
+    storages = [m.storage for n, m in tensors.items() if n != "2.weight"]
+    assert len(set(storages)) == len(storages)  # every other tensor its own
+
+
+def test_read_checkpoint_reads_a_safetensors_header(tmp_path: Path):
+    model = Speech()
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp_path / "speech.safetensors"))
+    checkpoint = read_checkpoint(tmp_path / "speech.safetensors")
+    assert (checkpoint.format, checkpoint.found_under, checkpoint.module) == ("safetensors", "", None)
+    assert {n: (m.shape, m.dtype, m.storage) for n, m in checkpoint.tensors.items()} == {
+        n: (tuple(t.shape), t.dtype, None) for n, t in state.items()
+    }
+
+
+def test_read_checkpoint_loads_a_pickled_module_only_when_trusted(tmp_path: Path):
+    path = tmp_path / "whole.pt"
+    torch.save(nn.GRU(3, 4), path)
+    with pytest.raises(CheckpointError, match="pickles Python objects beyond tensors"):
+        read_checkpoint(path)
+    checkpoint = read_checkpoint(path, trust_pickle=True)
+    assert isinstance(checkpoint.module, nn.GRU) and checkpoint.tensors == {}
+    model, notes = build_model(checkpoint)
+    assert model is checkpoint.module and notes == []
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.pt", None, "no such file"),
+        ("empty.pt", b"", "is empty (0 bytes), not a checkpoint"),
+        ("notes.pt", b"just some text\n", "is not a readable torch checkpoint"),
+        ("garbage.safetensors", b"\x01\x02\x03", "is not a valid safetensors file"),
+    ],
+)
+def test_read_checkpoint_raises_checkpoint_error(tmp_path: Path, name: str, content: bytes | None, message: str):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint(path)
+    assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_build_model_rebuilds_every_tensor_on_meta_and_every_recurrent_module(tmp_path: Path):
+    original = Speech()
+    original.out.to(torch.float16)
+    state = original.state_dict()
+    torch.save(state, tmp_path / "speech.pt")
+    model, notes = build_model(read_checkpoint(tmp_path / "speech.pt"))
+    rebuilt = model.state_dict()
+    assert list(rebuilt) == list(state)
+    for name, tensor in rebuilt.items():
+        assert (tuple(tensor.shape), tensor.dtype, tensor.device.type) == (
+            tuple(state[name].shape),
+            state[name].dtype,
+            "meta",
+        )
+    assert [n for n, _ in model.named_buffers()] == [n for n, _ in original.named_buffers()]
+    for path in ("encoder", "gru", "decoder.0", "decoder.1"):
+        theirs, ours = original.get_submodule(path), model.get_submodule(path)
+        assert type(ours) is type(theirs)
+        assert torch_settings(ours) == torch_settings(theirs)
+    rnn = model.get_submodule("rnn")
+    assert type(rnn) is nn.RNN and rnn.mode == "RNN_TANH"  # relu cannot be told from shapes
+    assert notes == ["rnn: tanh or relu cannot be told apart from shapes (same count); shown as tanh"]
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == {
+        n: True for n, _ in original.named_parameters()
+    }
+    assert summarize(model).total_params == numel(original)
+
+
+def test_build_model_keeps_a_tie_as_one_parameter(tmp_path: Path):
+    original = nn.Sequential(nn.Embedding(50, 8), nn.LSTM(8, 8), nn.Linear(8, 50))
+    original[2].weight = original[0].weight
+    torch.save(original.state_dict(), tmp_path / "tied.pt")
+    model, _ = build_model(read_checkpoint(tmp_path / "tied.pt"))
+    assert model.get_submodule("2").weight is model.get_submodule("0").weight
+    assert numel(model) == numel(original)
+
+
+def test_build_model_notes_recurrent_tensors_too_inconsistent_to_read(tmp_path: Path):
+    state = nn.GRU(4, 3).state_dict()
+    state["weight_hh_l0"] = torch.zeros(9, 3)
+    state["bias_ih_l0"] = torch.zeros(5)  # a GRU's biases are 3·hidden_size
+    state["weight_ih_l0"] = torch.zeros(9, 0)  # input_size 0: no torch module has it
+    torch.save({"encoder." + k: v for k, v in state.items()}, tmp_path / "odd.pt")
+    model, notes = build_model(read_checkpoint(tmp_path / "odd.pt"))
+    encoder = model.get_submodule("encoder")
+    assert type(encoder) is nn.Module  # not rebuilt as a GRU
+    assert [n for n, _ in encoder.named_parameters()] == list(state)  # every tensor is still counted
+    assert notes == ["encoder: recurrent tensors with inconsistent shapes (input_size must be >= 1, got: 0)"]
+    assert summarize(model).total_params == sum(t.numel() for t in state.values())

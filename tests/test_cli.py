@@ -9,13 +9,7 @@ import sys
 import pytest
 
 from tests.helpers import KERAS_NUMPY2_WARNING
-from torchlstm_params.cli import main
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.helpers import run_cli as run
 
 
 def test_expression_prints_summary(capsys):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -11,15 +10,10 @@ import pytest
 from torch.multiprocessing.spawn import spawn as mp_spawn
 
 from tests import distributed_workers
+from tests.helpers import free_port
 from torchlstm_params import gather_ranks, local_figures
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning", "ignore::DeprecationWarning")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def spawn(fn, tmp_path: Path) -> float:

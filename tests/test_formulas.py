@@ -7,15 +7,14 @@ import re
 from typing import Any
 
 import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
 from torch import nn
 
-from tests.strategies import CELL_KINDS, FULL_KINDS, Config
-from torchlstm_params import InvalidSettingsError, count_params, expected_tensors, make_spec
+from tests.helpers import numel
+from tests.strategies import CELL_KINDS, FULL_KINDS, Config, configs
+from torchlstm_params import InvalidSettingsError, count_params, expected_tensors, make_spec, summarize
 from torchlstm_params.formulas import breakdown, derivation, keras_count, keras_derivation
-
-
-def torch_numel(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def torch_shapes(module: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
@@ -47,11 +46,30 @@ def test_count_and_shapes_match_torch(config: Config):
         bidirectional=config.bidirectional,
         proj_size=config.proj_size,
     )
-    assert count == torch_numel(module)
+    assert count == numel(module)
     spec = config.spec()
     assert [(t.name, t.shape) for t in expected_tensors(spec)] == torch_shapes(module)
     assert sum(layer.params for layer in breakdown(spec)) == count
     assert derivation(spec).endswith(f"= {count:,}")
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(configs())
+def test_formula_equals_torch_tensors_on_meta(config: Config):
+    """For any settings torch accepts, formula == sum of numels, name by name."""
+    with torch.device("meta"):
+        module = config.build()
+    spec = config.spec()
+    report = summarize(module)
+    (entry,) = report.recurrent
+    real = {name: tuple(p.shape) for name, p in module.named_parameters()}
+    expected = {t.name: t.shape for layer in entry.formula.layers for t in layer.tensors}
+    assert expected == real
+    assert entry.spec == spec
+    assert entry.formula_params == sum(p.numel() for p in module.parameters())
+    assert entry.tensor_params == entry.formula_params
+    assert entry.matches
+    assert report.total_params == entry.formula_params
 
 
 # Hand-derived figures from RNN_FORMULAS.md (worked examples), not from this code.

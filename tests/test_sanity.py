@@ -9,18 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from tests.helpers import problems_of
+from tests.helpers import lstm_count, problems_of
 from torchlstm_params import CheckFailedError, InvalidSettingsError, TorchLstmParamsError, check, install_sanity_hook
 from torchlstm_params.sanity import weights_in_one_chunk
 
 
-def lstm_numel(i: int, h: int) -> int:
-    return 4 * h * (i + h) + 2 * 4 * h  # by hand, RNN_FORMULAS.md
-
-
 def test_clean_model_returns_report():
     model = nn.Sequential(nn.Embedding(10, 3), nn.LSTM(3, 2))
-    report = check(model, expect_params=30 + lstm_numel(3, 2), expect={"1": {"hidden_size": 2, "kind": "LSTM"}})
+    report = check(model, expect_params=30 + lstm_count(3, 2), expect={"1": {"hidden_size": 2, "kind": "LSTM"}})
     assert report.total_params == 30 + 56
 
 

@@ -9,11 +9,8 @@ import pytest
 import torch
 from torch import nn
 
+from tests.helpers import numel
 from torchlstm_params import InvalidSettingsError, NotAModuleError, TorchLstmParamsError, summarize
-
-
-def unique_numel(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 class Seq2Seq(nn.Module):
@@ -29,13 +26,13 @@ class Seq2Seq(nn.Module):
 def test_totals_rows_and_recurrent_entries_match_torch():
     model = Seq2Seq()
     report = summarize(model)
-    assert report.total_params == unique_numel(model)
+    assert report.total_params == numel(model)
     assert report.trainable_params == report.total_params
     assert report.non_trainable_params == 0
     assert report.model_type == "Seq2Seq"
     rows = {row.name: row for row in report.rows}
     for name, module in model.named_modules():
-        assert rows[name].params == unique_numel(module), name
+        assert rows[name].params == numel(module), name
         assert rows[name].type == type(module).__name__
         assert rows[name].depth == (0 if not name else name.count(".") + 1)
     assert [row.name for row in report.rows] == [name for name, _ in model.named_modules()]
@@ -53,7 +50,7 @@ def test_totals_rows_and_recurrent_entries_match_torch():
         8,
         True,
     )
-    assert enc.formula_params == enc.tensor_params == unique_numel(model.encoder)
+    assert enc.formula_params == enc.tensor_params == numel(model.encoder)
     assert enc.matches and enc.status == "ok" and enc.findings == ()
     assert len(enc.formula.layers) == 4
     assert [(b.layer, b.direction) for b in enc.formula.layers] == [
@@ -65,7 +62,7 @@ def test_totals_rows_and_recurrent_entries_match_torch():
     # layer 0 forward: weight_ih (128,16) + weight_hh (128,8) + 2 biases (128,) + weight_hr (8,32)
     assert enc.formula.layers[0].params == 128 * 16 + 128 * 8 + 2 * 128 + 8 * 32
     assert enc.formula.keras_params is None  # projection has no Keras equivalent
-    assert dec.spec.kind == "GRUCell" and dec.formula_params == unique_numel(model.decoder)
+    assert dec.spec.kind == "GRUCell" and dec.formula_params == numel(model.decoder)
     assert dec.formula.keras_params == 3 * (32 * (16 + 32) + 2 * 32)
     assert report.matches
 
@@ -96,11 +93,11 @@ def test_tied_weights_are_counted_once_and_named():
 
     model = TiedLM()
     report = summarize(model)
-    assert report.total_params == unique_numel(model) == 600 + 4 * 12 * 24 + 8 * 12 + 50
+    assert report.total_params == numel(model) == 600 + 4 * 12 * 24 + 8 * 12 + 50
     assert [s.names for s in report.shared] == [("embed.weight", "out.weight")]
     assert report.shared[0].numel == 600
     rows = {r.name: r for r in report.rows}
-    assert rows["out"].params == unique_numel(model.out) == 650
+    assert rows["out"].params == numel(model.out) == 650
     assert rows[""].params == report.total_params
 
 
@@ -110,12 +107,12 @@ def test_module_registered_twice_is_visited_once():
     model.a = nn.Sequential(shared, nn.Linear(4, 4))
     model.b = nn.Sequential(nn.Linear(4, 4), shared)
     report = summarize(model)
-    assert report.total_params == unique_numel(model)
+    assert report.total_params == numel(model)
     assert [(a.path, a.same_as) for a in report.aliases] == [("b.1", "a.0")]
     assert [e.name for e in report.recurrent] == ["a.0"]
     rows = {r.name: r for r in report.rows}
-    assert rows["b"].params == unique_numel(model.b)  # the alias still counts inside b
-    assert rows["a"].params == unique_numel(model.a)
+    assert rows["b"].params == numel(model.b)  # the alias still counts inside b
+    assert rows["a"].params == numel(model.a)
     assert "b.1" not in rows
 
 
@@ -125,7 +122,7 @@ def test_cycle_of_registrations_terminates():
     outer.add_module("inner", inner)
     inner.add_module("back", outer)  # outer -> inner -> outer
     report = summarize(outer)
-    assert report.total_params == unique_numel(outer)
+    assert report.total_params == numel(outer)
     assert [(a.path, a.same_as) for a in report.aliases] == [("inner.back", "")]
 
 
@@ -174,7 +171,7 @@ def test_frozen_parts_split_trainable_and_not():
     assert report.trainable_params == sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert report.non_trainable_params == 40 + 12
     rows = {r.name: r for r in report.rows}
-    assert rows["1"].trainable_params == unique_numel(model[1]) - 12
+    assert rows["1"].trainable_params == numel(model[1]) - 12
 
 
 def test_subclass_is_detected_by_isinstance():
@@ -200,7 +197,7 @@ def test_wrong_shape_missing_and_unexpected_tensors_are_named():
         ("weight_hh_l1", "wrong_shape", (16, 4), (16, 5)),
         ("weight_hr_l0", "unexpected", None, (4,)),
     ]
-    assert entry.tensor_params == unique_numel(rnn)
+    assert entry.tensor_params == numel(rnn)
     assert [f.message() for f in entry.findings] == [
         "bias_ih_l0: missing, expected shape (16,)",
         "weight_hh_l1: expected shape (16, 4), found (16, 5)",
@@ -267,11 +264,11 @@ def test_to_dict_is_json_and_holds_every_figure():
     model = Seq2Seq()
     report = summarize(model)
     data = json.loads(json.dumps(report.to_dict()))
-    assert data["total_params"] == unique_numel(model)
+    assert data["total_params"] == numel(model)
     assert data["matches"] is True
     enc = data["recurrent"][0]
     assert enc["name"] == "encoder" and enc["status"] == "ok"
-    assert enc["formula_params"] == enc["tensor_params"] == unique_numel(model.encoder)
+    assert enc["formula_params"] == enc["tensor_params"] == numel(model.encoder)
     assert enc["breakdown"][0]["tensors"][0] == {
         "name": "weight_ih_l0",
         "shape": [128, 16],
@@ -281,7 +278,7 @@ def test_to_dict_is_json_and_holds_every_figure():
     }
     assert enc["derivation"] == report.recurrent[0].formula.derivation
     assert [r["name"] for r in data["rows"]] == [r.name for r in report.rows]
-    n = unique_numel(model)
+    n = numel(model)
     assert data["dtypes"] == [{"dtype": "float32", "params": n, "bytes": 4 * n, "trainable_params": n, "itemsize": 4}]
 
 
