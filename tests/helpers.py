@@ -135,34 +135,6 @@ def problems_of(model: nn.Module, **options: object) -> list[tuple[str, str, str
     return [(p.code, p.path, p.message) for p in problems]
 
 
-def lightning_tagger(hidden: int = 8) -> Any:  # a LightningModule; typed Any so lightning stays optional
-    """A small real LightningModule (an LSTM and a linear head) that tests train with a real Trainer."""
-    import lightning.pytorch as pl
-    from torch.utils.data import DataLoader, TensorDataset
-
-    class Tagger(pl.LightningModule):
-        def __init__(self, hidden: int = 8) -> None:
-            super().__init__()
-            self.rnn = nn.LSTM(4, hidden, batch_first=True)
-            self.head = nn.Linear(hidden, 2)
-            self.steps = 0
-
-        def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-            self.steps += 1
-            x, y = batch
-            out, _ = self.rnn(x)
-            return nn.functional.cross_entropy(self.head(out[:, -1]), y)
-
-        def configure_optimizers(self) -> torch.optim.Optimizer:
-            return torch.optim.SGD(self.parameters(), lr=0.1)
-
-        def train_dataloader(self) -> DataLoader[tuple[torch.Tensor, ...]]:
-            data = TensorDataset(torch.randn(8, 5, 4), torch.randint(0, 2, (8,)))
-            return DataLoader(data, batch_size=4)
-
-    return Tagger(hidden)
-
-
 # --- Keras 3 models (torch backend) and torch modules from expressions ---
 
 
@@ -294,6 +266,39 @@ def walk_counted_model(log: str) -> nn.Module:
     model = WalkCountedModel()
     model.record_walks(to_file=log)
     return model
+
+
+def lightning_tagger(hidden: int = 8, *, count_walks: bool = False) -> Any:  # a LightningModule, typed Any
+    """A small real LightningModule (an LSTM and a linear head) that tests train with a real Trainer.
+
+    With ``count_walks`` it is also a :class:`CountsWalks` (typed ``Any`` so lightning stays optional).
+    """
+    import lightning.pytorch as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    bases: tuple[type, ...] = (CountsWalks, pl.LightningModule) if count_walks else (pl.LightningModule,)
+
+    class Tagger(*bases):  # type: ignore[misc]
+        def __init__(self, hidden: int = 8) -> None:
+            super().__init__()
+            self.rnn = nn.LSTM(4, hidden, batch_first=True)
+            self.head = nn.Linear(hidden, 2)
+            self.steps = 0
+
+        def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+            self.steps += 1
+            x, y = batch
+            out, _ = self.rnn(x)
+            return nn.functional.cross_entropy(self.head(out[:, -1]), y)
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+        def train_dataloader(self) -> DataLoader[tuple[torch.Tensor, ...]]:
+            data = TensorDataset(torch.randn(8, 5, 4), torch.randint(0, 2, (8,)))
+            return DataLoader(data, batch_size=4)
+
+    return Tagger(hidden)
 
 
 # --- threads ---

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.helpers import KERAS_NUMPY2_WARNING
+from tests.helpers import KERAS_NUMPY2_WARNING, WALK_COUNTED_PARAMS
 from tests.helpers import run_cli as run
 
 
@@ -214,3 +214,15 @@ def test_torch_only_options_are_refused_for_keras_files(capsys, tmp_path):
     code, _, err = run(capsys, str(tmp_path / "m.keras"), "--batch", "4")
     assert code == 2
     assert err.strip().endswith("--batch applies to torch models and checkpoints, not to " + str(tmp_path / "m.keras"))
+
+
+def test_check_optimizer_and_batch_walk_the_model_once(capsys, tmp_path):
+    """One summary serves the table, the check, the training memory and the batch figures."""
+    log = tmp_path / "walks.txt"  # the factory's model writes a line for each walk of it
+    argv = ["tests.helpers:walk_counted_model", "--kwargs", json.dumps({"log": str(log)}), "--check"]
+    code, out, err = run(capsys, *argv, "--optimizer", "adam", "--batch", "2", "--seq-len", "3")
+    assert (code, err) == (0, "")
+    assert "Sanity check: passed" in out and "Compute for 6 tokens" in out
+    assert f"Total params: {WALK_COUNTED_PARAMS:,}" in out
+    assert f"weights {4 * WALK_COUNTED_PARAMS:,} B" in out and "training memory with adam" in out
+    assert log.read_text(encoding="utf-8").splitlines() == ["walk.py:walk"]

@@ -75,3 +75,28 @@ def test_importing_the_package_does_not_import_lightning():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert done.stdout.strip() == "False"
+
+
+class RecordsWalks(SanityCheckCallback):
+    """The real callback, with the model's walks recorded while its on_fit_start runs (and only then:
+    Lightning itself walks the model for the optimizer, the device move and so on)."""
+
+    walks: list[str] | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        pl_module.record_walks()  # type: ignore[operator]
+        try:
+            super().on_fit_start(trainer, pl_module)
+        finally:
+            self.walks = list(pl_module.walks)  # type: ignore[arg-type]
+            pl_module.stop_recording()  # type: ignore[operator]
+
+
+def test_the_callback_walks_the_model_once(tmp_path, caplog):
+    model = lightning_tagger(count_walks=True)
+    callback = RecordsWalks(expect_params=tagger_params(8), expect={"rnn": {"hidden_size": 8}})
+    with caplog.at_level("INFO", logger="torchlstm_params"):  # the logged summary table is drawn too
+        trainer(tmp_path, callback).fit(model)
+    assert callback.walks == ["walk.py:walk"]
+    assert model.steps == 2 and callback.report is not None
+    assert any("Total params: " + f"{tagger_params(8):,}" in r.getMessage() for r in caplog.records)

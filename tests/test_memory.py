@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from torchlstm_params import InvalidSettingsError
+from tests.helpers import WALK_COUNTED_PARAMS, WalkCountedModel
+from torchlstm_params import InvalidSettingsError, summarize
 from torchlstm_params.memory import training_memory
 
 
@@ -56,3 +57,21 @@ def test_training_memory_state_dtype_and_master_weights():
     )
     with pytest.raises(InvalidSettingsError, match="optimizer must be one of sgd, sgd-momentum, adam, adamw"):
         training_memory(model, "lion")
+
+
+def test_training_memory_walks_a_model_once_and_a_report_never():
+    model = WalkCountedModel()  # all float32, trainable; embed.weight is tied to out.weight (counted once)
+    model.record_walks()
+    memory = training_memory(model, "adamw", master_weights=True)
+    assert model.walks == ["walk.py:walk"]
+    n = WALK_COUNTED_PARAMS
+    assert (memory.weights, memory.gradients, memory.optimizer_state, memory.master_weights) == (
+        4 * n,
+        4 * n,
+        8 * n,
+        4 * n,
+    )
+    report = summarize(model)
+    model.record_walks()
+    assert training_memory(report, "adamw", master_weights=True) == memory
+    assert model.walks == []

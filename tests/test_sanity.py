@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import gc
 import logging
 import re
 
@@ -9,8 +11,15 @@ import pytest
 import torch
 from torch import nn
 
-from tests.helpers import lstm_count, problems_of
-from torchlstm_params import CheckFailedError, InvalidSettingsError, TorchLstmParamsError, check, install_sanity_hook
+from tests.helpers import WALK_COUNTED_PARAMS, WalkCountedModel, gc_samples, in_threads, lstm_count, problems_of
+from torchlstm_params import (
+    CheckFailedError,
+    InvalidSettingsError,
+    TorchLstmParamsError,
+    check,
+    find_problems,
+    install_sanity_hook,
+)
 from torchlstm_params.sanity import weights_in_one_chunk
 
 
@@ -328,3 +337,103 @@ def test_unknown_option_fails_at_install_time():
 def test_not_a_module():
     with pytest.raises(TypeError, match=r"install_sanity_hook\(\) expects a torch.nn.Module, got str"):
         install_sanity_hook("model")  # type: ignore[arg-type]
+
+
+# --- one summary per call: the model is walked once (counted by observation, see tests.helpers.CountsWalks) ---
+
+
+def test_check_walks_the_model_once():
+    model = WalkCountedModel()
+    model.record_walks()
+    report = check(model, expect_params=WALK_COUNTED_PARAMS, expect={"encoder": {"hidden_size": 6}}, strict=True)
+    assert model.walks == ["walk.py:walk"]
+    assert report.total_params == WALK_COUNTED_PARAMS
+
+
+def test_a_failing_check_walks_the_model_once():
+    model = WalkCountedModel()
+    with torch.no_grad():
+        model.get_parameter("encoder.weight_ih_l0")[0, 0] = float("nan")
+    model.record_walks()
+    with pytest.raises(CheckFailedError) as info:
+        check(model, expect_params=1, max_params=2, expect={"encoder": {"hidden_size": 7}, "nope": {"bias": True}})
+    assert info.value.codes == (
+        "PARAMS_MISMATCH",
+        "PARAMS_OVER_BUDGET",
+        "SETTING_MISMATCH",
+        "MODULE_NOT_FOUND",
+        "NON_FINITE",
+    )
+    assert model.walks == ["walk.py:walk"]
+
+
+def test_find_problems_walks_the_model_once():
+    model = WalkCountedModel()
+    model.encoder.weight_hh_l1.requires_grad_(False)
+    model.record_walks()
+    report, problems = find_problems(model, expect={"decoder.0": {"kind": "GRUCell", "hidden_size": 6}})
+    assert [p.code for p in problems] == ["RNN_FROZEN"]
+    assert report.total_params == WALK_COUNTED_PARAMS
+    assert model.walks == ["walk.py:walk"]
+
+
+def test_the_hook_walks_the_model_once_and_then_never():
+    model = WalkCountedModel()
+    install_sanity_hook(model, expect_params=WALK_COUNTED_PARAMS)
+    model.record_walks()
+    model(torch.zeros(3, 2, dtype=torch.long))
+    assert model.walks == ["walk.py:walk"]
+    model(torch.zeros(3, 2, dtype=torch.long))
+    assert model.walks == ["walk.py:walk"]
+
+
+# --- threads: checks at once agree with one, and leave the collector as the caller had it ---
+
+
+def outcome(model: nn.Module, options: dict[str, object]) -> tuple[str, object]:
+    """What check() gives: the report's data, or the failure's text."""
+    try:
+        return "passed", check(model, **options).to_dict()  # type: ignore[arg-type]
+    except CheckFailedError as exc:
+        return "failed", str(exc)
+
+
+def outcomes(model: nn.Module, options: dict[str, object]) -> list[tuple[str, object]]:
+    return [outcome(model, options) for _ in range(5)]
+
+
+@pytest.mark.parametrize("caller_gc", [True, False], ids=["gc-enabled", "gc-disabled"])
+def test_eight_threads_check_at_once_and_agree_with_one(caller_gc: bool):
+    shared = nn.Sequential(nn.Embedding(10, 3), nn.LSTM(3, 4, num_layers=2), nn.Linear(4, 2))
+    broken = nn.Sequential(nn.GRU(3, 4), nn.LazyLinear(2))
+    broken[0].weight_hh_l0 = nn.Parameter(torch.zeros(12, 5))
+    with torch.no_grad():
+        nan = nn.LSTM(2, 3)
+        nan.get_parameter("bias_hh_l0")[1] = float("nan")
+    jobs: list[tuple[nn.Module, dict[str, object]]] = [
+        (shared, {"expect": {"1": {"hidden_size": 4, "num_layers": 2}}}),
+        (shared, {"expect_params": 1}),  # the same object, another expectation: fails
+        (shared, {}),
+        (WalkCountedModel(), {"expect_params": WALK_COUNTED_PARAMS}),
+        (WalkCountedModel(), {"expect": {"encoder": {"hidden_size": 7}}}),  # an identical model, failing
+        (broken, {}),
+        (nan, {"allow": ["NON_FINITE"]}),
+        (nan, {}),
+    ]
+    expected = [outcome(m, o) for m, o in jobs]
+    statuses = ["passed", "failed", "passed", "passed", "failed", "failed", "passed", "failed"]
+    assert [status for status, _ in expected] == statuses
+    was_enabled = gc.isenabled()
+    try:
+        if not caller_gc:
+            gc.disable()
+        with gc_samples() as samples:
+            results = in_threads([functools.partial(outcomes, m, o) for m, o in jobs])
+        assert gc.isenabled() is caller_gc
+        if not caller_gc:
+            assert samples and not any(samples)
+    finally:
+        if was_enabled:
+            gc.enable()
+    for want, got in zip(expected, results, strict=True):
+        assert got == [want] * 5

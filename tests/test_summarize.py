@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+import functools
+import gc
 import json
 
 import pytest
 import torch
 from torch import nn
 
-from tests.helpers import numel
+from tests.helpers import gc_samples, in_threads, numel
 from torchlstm_params import InvalidSettingsError, NotAModuleError, TorchLstmParamsError, summarize
 
 
@@ -313,3 +315,48 @@ def test_model_is_never_changed():
     assert all(torch.equal(after[k], state[k]) for k in state)
     assert torch.nn.modules.module._global_forward_hooks == {}
     assert torch.nn.modules.module._global_forward_pre_hooks == {}
+
+
+def thread_models() -> list[nn.Module]:
+    """Different models, each with its own quirks: a tie, an alias, lazy and frozen tensors, depth, fp16."""
+    tied = nn.Sequential(nn.Embedding(30, 8), nn.LSTM(8, 8, num_layers=2), nn.Linear(8, 30))
+    tied[2].weight = tied[0].weight
+    aliased = nn.Module()
+    aliased.a = nn.Sequential(nn.GRU(4, 4), nn.LazyLinear(2))
+    aliased.b = aliased.a
+    deep: nn.Module = nn.RNN(3, 3, nonlinearity="relu")
+    for _ in range(2_000):
+        deep = nn.Sequential(deep)
+    frozen = nn.Sequential(nn.LSTMCell(5, 5), nn.GRU(5, 6, bidirectional=True).to(torch.float16))
+    frozen[0].weight_hh.requires_grad_(False)
+    return [Seq2Seq(), tied, aliased, deep, frozen]
+
+
+@pytest.mark.parametrize("caller_gc", [True, False], ids=["gc-enabled", "gc-disabled"])
+def test_eight_threads_summarize_at_once_and_agree_with_one(caller_gc: bool):
+    models = thread_models()
+    shared = models[0]  # several threads summarize this very object at once
+    twin = copy.deepcopy(shared)  # and an identical one
+    expected = [(summarize(m).to_dict(), str(summarize(m, batch=2, seq_len=3))) for m in models]
+    expected_twin = expected[0]
+    picks = [(shared, expected[0]), (shared, expected[0]), (shared, expected[0]), (twin, expected_twin)]
+    picks += [(m, e) for m, e in zip(models[1:], expected[1:], strict=True)]
+    assert len(picks) == 8
+
+    def task(model: nn.Module) -> list[tuple[dict[str, object], str]]:
+        return [(summarize(model).to_dict(), str(summarize(model, batch=2, seq_len=3))) for _ in range(5)]
+
+    was_enabled = gc.isenabled()
+    try:
+        if not caller_gc:
+            gc.disable()
+        with gc_samples() as samples:
+            results = in_threads([functools.partial(task, m) for m, _ in picks])
+        assert gc.isenabled() is caller_gc  # the library left the collector as this caller had it
+        if not caller_gc:
+            assert samples and not any(samples)  # and never turned it on in between
+    finally:
+        if was_enabled:
+            gc.enable()
+    for (_, want), got in zip(picks, results, strict=True):
+        assert got == [want] * 5

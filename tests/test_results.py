@@ -1,0 +1,168 @@
+"""The result types: frozen, built by keyword, JSON through to_dict, figures equal to torch's."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import warnings
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from tests.helpers import lstm_count, numel
+from torchlstm_params import (
+    Compute,
+    DtypeUsage,
+    ModuleAlias,
+    ModuleRow,
+    RecurrentEntry,
+    Report,
+    RNNSpec,
+    SavedActivations,
+    SharedTensor,
+    StateMemory,
+    summarize,
+)
+from torchlstm_params.formulas import SETTINGS, formula
+from torchlstm_params.results import plain
+
+
+class Everything(nn.Module):
+    """Tied weights, an alias, a lazy layer, a frozen tensor, two dtypes, an explained and a packed entry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(20, 6)
+        self.encoder = nn.LSTM(6, 8, num_layers=2, bidirectional=True, proj_size=4, batch_first=True, dropout=0.1)
+        self.decoder = nn.GRUCell(8, 6)
+        self.head = nn.Linear(6, 20)
+        self.head.weight = self.embed.weight
+        self.again = self.decoder
+        self.lazy = nn.LazyLinear(3)
+        self.fp16 = nn.RNN(4, 4).to(torch.float16)
+        self.norm = nn.BatchNorm1d(6)
+        nn.utils.parametrizations.weight_norm(self.fp16, "weight_hh_l0")
+        self.embed.weight.requires_grad_(False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao.quantization's own deprecation notice
+            self.packed = torch.ao.quantization.quantize_dynamic(nn.Sequential(nn.LSTM(3, 5)), {nn.LSTM})
+
+
+@pytest.fixture(scope="module")
+def report() -> Report:
+    return summarize(Everything(), batch=2, seq_len=3)
+
+
+def test_to_dict_survives_a_json_round_trip_unchanged(report: Report):
+    data = report.to_dict()
+    text = json.dumps(data, allow_nan=False)
+    assert json.loads(text) == data  # no tuples, no objects: plain JSON data all the way down
+    assert set(data) == {f.name for f in dataclasses.fields(Report)} | {"matches", "logical_params"}
+    assert [e["status"] for e in data["recurrent"]] == ["ok", "ok", "explained", "packed"]
+
+
+def test_to_dict_holds_torchs_figures(report: Report):
+    model = Everything()
+    counted = [p for p in model.parameters() if not isinstance(p, nn.parameter.UninitializedParameter)]
+    data = report.to_dict()
+    assert data["total_params"] == sum(p.numel() for p in counted)
+    assert data["trainable_params"] == sum(p.numel() for p in counted if p.requires_grad)
+    assert data["uninitialized"] == ["lazy.weight", "lazy.bias"]
+    assert data["shared"] == [{"names": ["embed.weight", "head.weight"], "numel": 120}]
+    assert data["aliases"] == [{"path": "again", "same_as": "decoder"}]
+    assert data["logical_params"] == data["total_params"] + lstm_count(3, 5)
+    encoder = data["recurrent"][0]
+    assert encoder["formula_params"] == numel(model.encoder) == lstm_count(6, 8, 2, bidirectional=True, proj=4)
+    assert {k: encoder[k] for k in SETTINGS} == {
+        "kind": "LSTM",
+        "input_size": 6,
+        "hidden_size": 8,
+        "num_layers": 2,
+        "bias": True,
+        "bidirectional": True,
+        "proj_size": 4,
+        "dropout": 0.1,
+        "batch_first": True,
+    }
+    rows = {row["name"]: row for row in data["rows"]}
+    for name, module in model.named_modules():
+        params = [p for p in module.parameters() if not isinstance(p, nn.parameter.UninitializedParameter)]
+        assert rows[name]["params"] == sum(p.numel() for p in params), name
+
+
+def test_recurrent_entry_is_a_frozen_slots_dataclass_built_by_keyword(report: Report):
+    entry = report.recurrent[0]
+    assert dataclasses.is_dataclass(entry) and tuple not in type(entry).__mro__
+    with pytest.raises(TypeError):
+        iter(entry)  # type: ignore[call-overload]  # no tuple behaviour: entry == tuple(entry) cannot hold
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entry.name = "other"  # type: ignore[misc]
+    assert "__slots__" in vars(RecurrentEntry) and not hasattr(entry, "__dict__")
+    fields = [f.name for f in dataclasses.fields(RecurrentEntry)]
+    assert fields[:6] == ["name", "type", "spec", "dropout", "batch_first", "formula"]
+    assert all(f.kw_only for f in dataclasses.fields(RecurrentEntry))
+    args = {f: getattr(entry, f) for f in fields}
+    positional: Any = RecurrentEntry
+    with pytest.raises(TypeError):
+        positional(*args.values())
+    assert RecurrentEntry(**args) == entry
+    assert not {"kind", "hidden_size", "num_layers", "breakdown", "derivation"} & set(fields)  # no pass-throughs
+
+
+def test_settings_and_formula_params_read_the_spec_and_the_formula():
+    entry = summarize(nn.GRU(3, 5, num_layers=2, batch_first=True)).recurrent[0]
+    assert tuple(entry.settings) == SETTINGS
+    module = nn.GRU(3, 5, num_layers=2, batch_first=True)
+    assert entry.settings == {
+        "kind": module.mode,
+        "input_size": module.input_size,
+        "hidden_size": module.hidden_size,
+        "num_layers": module.num_layers,
+        "bias": module.bias,
+        "bidirectional": module.bidirectional,
+        "proj_size": module.proj_size,
+        "dropout": module.dropout,
+        "batch_first": module.batch_first,
+    }
+    assert entry.formula_params == entry.formula.params == numel(module)
+    assert entry.spec == RNNSpec("GRU", 3, 5, 2)
+
+
+def test_an_entry_needs_only_its_settings_formula_and_count():
+    spec = RNNSpec("LSTM", 3, 2)
+    f = formula(spec)
+    entry = RecurrentEntry(
+        name="x", type="LSTM", spec=spec, dropout=0.0, batch_first=False, formula=f, tensor_params=f.params
+    )
+    assert (entry.status, entry.matches) == ("ok", True)
+    assert entry.to_dict()["compute"] is None and entry.to_dict()["saved"] is None
+
+
+@pytest.mark.parametrize("cls", [Report, RecurrentEntry, DtypeUsage, ModuleAlias, SharedTensor])
+def test_result_types_are_frozen_slots_dataclasses(cls: type):
+    assert dataclasses.is_dataclass(cls) and "__slots__" in vars(cls)
+    assert cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def test_module_rows_are_named_tuples_and_turn_into_dicts(report: Report):
+    row = report.rows[0]
+    assert isinstance(row, ModuleRow) and isinstance(row, tuple)
+    assert plain(row) == row._asdict() == report.to_dict()["rows"][0]
+
+
+def test_plain_turns_dataclasses_and_tuples_into_json_data():
+    value = (SharedTensor(("a", "b"), None), [ModuleAlias("x", "y")], 3)
+    assert plain(value) == [{"names": ["a", "b"], "numel": None}, [{"path": "x", "same_as": "y"}], 3]
+
+
+def test_batch_figures_are_in_the_entries(report: Report):
+    encoder = report.recurrent[0]
+    assert isinstance(encoder.compute, Compute) and isinstance(encoder.state, StateMemory)
+    assert isinstance(encoder.saved, SavedActivations)
+    assert report.tokens == 6
+    data = encoder.to_dict()
+    assert data["state"]["bytes"] == encoder.state.bytes and data["saved"]["bytes"] == encoder.saved.bytes
+    assert not math.isnan(data["dropout"])
