@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import torchlstm_params
 from tests.helpers import KERAS_NUMPY2_WARNING, import_keras
 from torchlstm_params.cli import main
 
@@ -78,3 +79,21 @@ def test_onnx_section_is_a_real_run(tmp_path, monkeypatch, capsys):
     torch.onnx.export(module, (torch.randn(5, 1, 10),), "gru.onnx", dynamo=False)
     assert main(["gru.onnx", "--check"]) == 0
     assert _versions(capsys.readouterr().out) == _versions(shown)
+
+
+def api_names(text: str) -> list[str]:
+    """The name each bullet of the README's "## API" section starts with: - `name(...)` or - `name`."""
+    section = re.search(r"^## API\n(.*?)^## ", text, re.S | re.M)
+    assert section is not None, "README lost its API section"
+    return re.findall(r"^- `([A-Za-z_][A-Za-z0-9_]*)", section.group(1), re.M)
+
+
+def test_the_api_list_is_exactly_all():
+    names = api_names(README.read_text(encoding="utf-8"))
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    assert sorted(names) == sorted(torchlstm_params.__all__)
+
+
+def test_api_names_are_read_from_bullets_only():
+    text = "## API\n\n- `summarize(model) -> Report`: `total_params`\n  - `nested`\n- `CODES`: codes\n## Next\n- `x`\n"
+    assert api_names(text) == ["summarize", "CODES"]
