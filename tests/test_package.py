@@ -1,4 +1,5 @@
-"""The package as a whole: a small public API (``__all__``) and an import graph without a circle."""
+"""The package as a whole: a small public API (``__all__``), an import graph without a circle, and a test
+suite that mirrors it."""
 
 from __future__ import annotations
 
@@ -200,3 +201,31 @@ def test_find_cycle_finds_one():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
     assert find_cycle({"a": {"a"}}) == ["a", "a"]
+
+
+# --- the tests mirror the package ---
+
+TESTS = Path(__file__).parent
+
+
+def test_every_module_has_its_own_test_module():
+    modules = {
+        module_name(f).rpartition(".")[2] for f in PACKAGE.rglob("*.py") if f.stem not in ("__init__", "__main__")
+    }
+    missing = sorted(m for m in modules if not (TESTS / f"test_{m}.py").exists())
+    assert missing == []
+
+
+def test_no_test_module_imports_another():
+    test_modules = {f.stem for f in TESTS.glob("test_*.py")}
+    offenders = []
+    for file in sorted(TESTS.glob("test_*.py")):
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                names = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+            offenders += [f"{file.name}: {n}" for n in names if n.rpartition(".")[2] in test_modules]
+    assert offenders == []
