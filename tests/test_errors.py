@@ -15,6 +15,8 @@ from torchlstm_params import errors
 from torchlstm_params.errors import (
     CheckFailedError,
     CheckpointError,
+    ConversionError,
+    ForeignFileError,
     InvalidSettingsError,
     NotAModuleError,
     Problem,
@@ -80,9 +82,12 @@ def test_every_error_derives_from_the_base_and_keeps_its_builtin_base():
         SpecError,
         CheckpointError,
         CheckFailedError,
+        ForeignFileError,
+        ConversionError,
     }
     assert all(issubclass(cls, TorchLstmParamsError) for cls in exceptions)
     assert issubclass(InvalidSettingsError, ValueError) and issubclass(SpecError, ValueError)
+    assert issubclass(ConversionError, ValueError)
     assert issubclass(NotAModuleError, TypeError)
 
 
