@@ -274,7 +274,7 @@ def phase_breakdown(model: nn.Module, repeats: int) -> str:
     from operator import attrgetter
 
     from torchlstm_params.registry import default_registry
-    from torchlstm_params.summarize import _detect_all
+    from torchlstm_params.summary import _detect_all
     from torchlstm_params.tally import tally
     from torchlstm_params.walk import walk
 

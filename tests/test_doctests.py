@@ -42,7 +42,7 @@ def test_docstring_examples_run(name: str) -> None:
 def test_every_module_with_examples_is_collected() -> None:
     """The main modules do carry examples (a guard against this file testing nothing)."""
     counted = 0
-    for name in ("torchlstm_params.formulas", "torchlstm_params.names", "torchlstm_params.summarize"):
+    for name in ("torchlstm_params.formulas", "torchlstm_params.names", "torchlstm_params.summary"):
         module = importlib.import_module(name)
         counted += sum(len(t.examples) for t in doctest.DocTestFinder().find(module))
     assert counted >= 8

@@ -259,7 +259,7 @@ def test_without_h5py_the_config_is_still_read(tmp_path):
 
 def test_importing_the_package_imports_no_keras_h5py_or_onnx():
     script = (
-        "import sys, torchlstm_params, torchlstm_params.keras_file, torchlstm_params.from_keras, "
+        "import sys, torchlstm_params, torchlstm_params.keras_file, torchlstm_params.keras_convert, "
         "torchlstm_params.onnx_file, torchlstm_params.file_render, torchlstm_params.cli\n"
         "print(sorted(m for m in ('keras', 'h5py', 'onnx', 'onnxscript', 'numpy') if m in sys.modules))"
     )

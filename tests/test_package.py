@@ -190,11 +190,11 @@ def test_the_graph_is_the_packages():
     graph, lazy = import_graph()
     assert {"torchlstm_params", "torchlstm_params.errors", "torchlstm_params.integrations.lightning"} <= set(graph)
     assert graph["torchlstm_params.errors"] == set()
-    assert "torchlstm_params.summarize" in graph["torchlstm_params.sanity"]
+    assert "torchlstm_params.summary" in graph["torchlstm_params.sanity"]
     assert "torchlstm_params.results" in graph["torchlstm_params.integrations.lightning"]  # from ..results
     assert "torchlstm_params" in graph["torchlstm_params.cli"]  # from . import __version__
     assert all(lazy[("torchlstm_params.results", "torchlstm_params.render")])
-    assert not all(lazy[("torchlstm_params.sanity", "torchlstm_params.summarize")])
+    assert not all(lazy[("torchlstm_params.sanity", "torchlstm_params.summary")])
 
 
 def test_find_cycle_finds_one():
@@ -229,3 +229,17 @@ def test_no_test_module_imports_another():
                 names = [base, *(f"{base}.{alias.name}" for alias in node.names)]
             offenders += [f"{file.name}: {n}" for n in names if n.rpartition(".")[2] in test_modules]
     assert offenders == []
+
+
+def test_every_type_the_entry_points_return_is_public():
+    """The reverse of the test above: a type an entry point takes or returns (or that those hold) is in __all__."""
+    public = {name: getattr(torchlstm_params, name) for name in torchlstm_params.__all__}
+    functions: list[object] = [obj for obj in public.values() if inspect.isfunction(obj)]
+    reached = {cls.__name__ for cls in types_reached_from(functions)}
+    assert reached - set(public) == set()
+
+
+def test_no_public_name_hides_a_submodule():
+    """``import torchlstm_params.X as m`` gives the module X, never a function the package exports as X."""
+    modules = {path.stem for path in PACKAGE.glob("*.py")} | {p.name for p in PACKAGE.iterdir() if p.is_dir()}
+    assert set(torchlstm_params.__all__) & modules == set()

@@ -8,7 +8,8 @@
 
 from __future__ import annotations
 
-from .distributed import LocalFigures, gather_ranks, local_figures
+from .crosscheck import Explanation, TensorFinding
+from .distributed import LocalFigures, ShardedTensor, gather_ranks, local_figures
 from .errors import (
     CheckFailedError,
     CheckpointError,
@@ -21,16 +22,18 @@ from .errors import (
     TorchLstmParamsError,
 )
 from .estimates import Compute, SavedActivations, StateMemory, saved_activations
-from .formulas import RNNSpec, count_params, expected_tensors, make_spec
-from .from_keras import KerasConversion, convert_keras, from_keras
-from .keras_file import KerasFile, read_keras_file
+from .formulas import Formula, LayerCount, RNNSpec, TensorSpec, count_params, expected_tensors, make_spec
+from .keras_config import KerasLayer, KerasRNN
+from .keras_convert import KerasConversion, convert_keras, from_keras
+from .keras_file import KerasFile, KerasLayerReport, KerasStack, WeightShape, read_keras_file
 from .memory import TrainingMemory, training_memory
-from .onnx_file import OnnxFile, read_onnx_file
+from .onnx_file import OnnxFile, OnnxNode, OnnxTensor, read_onnx_file
+from .packed import PackedStorage
 from .registry import Registry, default_registry, register_recurrent
 from .results import DtypeUsage, ModuleAlias, ModuleRow, RecurrentEntry, Report, SharedTensor
 from .sanity import CODES, check, find_problems, install_sanity_hook
 from .sizing import closest_configs, fit_hidden_size
-from .summarize import summarize
+from .summary import summarize
 
 __version__ = "0.2.0"
 
@@ -41,26 +44,40 @@ __all__ = [
     "Compute",
     "ConversionError",
     "DtypeUsage",
+    "Explanation",
     "ForeignFileError",
+    "Formula",
     "InvalidSettingsError",
     "KerasConversion",
     "KerasFile",
+    "KerasLayer",
+    "KerasLayerReport",
+    "KerasRNN",
+    "KerasStack",
+    "LayerCount",
     "LocalFigures",
     "ModuleAlias",
     "ModuleRow",
     "NotAModuleError",
     "OnnxFile",
+    "OnnxNode",
+    "OnnxTensor",
+    "PackedStorage",
     "Problem",
     "RNNSpec",
     "RecurrentEntry",
     "Registry",
     "Report",
     "SavedActivations",
+    "ShardedTensor",
     "SharedTensor",
     "SpecError",
     "StateMemory",
+    "TensorFinding",
+    "TensorSpec",
     "TorchLstmParamsError",
     "TrainingMemory",
+    "WeightShape",
     "__version__",
     "check",
     "closest_configs",

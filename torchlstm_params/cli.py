@@ -34,7 +34,7 @@ from .results import Report
 from .sanity import check_options, problems_in
 from .sizing import closest_configs, fit_hidden_size
 from .spec import build_expression, build_factory, is_expression
-from .summarize import summarize_tree
+from .summary import summarize_tree
 
 __all__ = ["main"]
 

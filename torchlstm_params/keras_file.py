@@ -7,7 +7,7 @@
   attribute, so ``h5py`` is required.
 
 No Keras import, and no weight values are read: shapes come from the HDF5 dataset headers.
-:func:`read_layer_weights` reads the values of chosen layers, for :mod:`~torchlstm_params.from_keras`.
+:func:`read_layer_weights` reads the values of chosen layers, for :mod:`~torchlstm_params.keras_convert`.
 """
 
 from __future__ import annotations

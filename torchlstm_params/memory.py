@@ -20,7 +20,7 @@ from torch import nn
 
 from .errors import InvalidSettingsError, NotAModuleError
 from .results import Report
-from .summarize import summarize
+from .summary import summarize
 
 __all__ = ["OPTIMIZER_STATES", "TrainingMemory", "training_memory"]
 

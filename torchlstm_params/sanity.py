@@ -27,7 +27,7 @@ from .errors import CheckFailedError, InvalidSettingsError, NotAModuleError, Pro
 from .formulas import SETTINGS
 from .registry import Registry
 from .results import RecurrentEntry, Report
-from .summarize import Summary, summarize_tree
+from .summary import Summary, summarize_tree
 from .walk import Tree, unique_parameters
 
 __all__ = ["CODES", "Problem", "check", "find_problems", "install_sanity_hook"]

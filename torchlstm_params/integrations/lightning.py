@@ -15,7 +15,7 @@ import lightning.pytorch as pl
 
 from ..results import Report
 from ..sanity import check_options, run_check
-from ..summarize import summarize_tree
+from ..summary import summarize_tree
 
 __all__ = ["SanityCheckCallback"]
 

@@ -9,7 +9,7 @@ from torch import nn
 from tests.helpers import KERAS_NUMPY2_WARNING, import_keras, keras_model, keras_predict, numel, save_both
 from torchlstm_params import summarize
 from torchlstm_params.errors import ConversionError
-from torchlstm_params.from_keras import KerasConversion, convert_keras, from_keras
+from torchlstm_params.keras_convert import KerasConversion, convert_keras, from_keras
 
 pytest.importorskip("h5py", reason="h5py is not installed: pip install 'torchlstm_params[keras]'")
 pytestmark = pytest.mark.filterwarnings(KERAS_NUMPY2_WARNING)
