@@ -349,3 +349,108 @@ def gc_samples() -> Iterator[list[bool]]:
     finally:
         done.set()
         watcher.join()
+
+
+# --- reading rendered text ---
+
+
+def flat(text: str) -> str:
+    """``text`` with every run of whitespace made one space (notes are wrapped to the screen)."""
+    return " ".join(text.split())
+
+
+def cell(text: str, column: str, row: str) -> str:
+    """The cell under ``column`` in the row whose first cell is ``row``, from a table in tabulate's "simple" format.
+
+    Columns are found from the dashed rule under the headers, so a cell is read exactly as printed.
+    """
+    lines = text.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        rule = lines[i + 1]
+        if not rule.startswith("-") or set(rule) - {"-", " "}:
+            continue
+        spans = []
+        start = 0
+        for part in rule.split("  "):
+            if part:
+                begin = rule.index(part, start)
+                spans.append((begin, begin + len(part)))
+                start = begin + len(part)
+        headers = [line[a:b].strip() for a, b in spans]
+        if column not in headers:
+            continue
+        at = headers.index(column)
+        for body in lines[i + 2 :]:
+            if not body.strip() or body.startswith("-"):
+                break
+            if body[spans[0][0] : spans[0][1]].strip() == row:
+                return body[spans[at][0] : spans[at][1]].strip()
+    raise AssertionError(f"no table with column {column!r} and a row {row!r} in:\n{text}")
+
+
+# --- real-world-sized models for the golden outputs (built on meta: no memory, no time) ---
+
+
+class _Attention(nn.Module):
+    def __init__(self, query: int, key: int, width: int) -> None:
+        super().__init__()
+        self.query = nn.Linear(query, width)
+        self.key = nn.Linear(key, width)
+        self.energy = nn.Linear(width, 1, bias=False)
+
+
+class _Decoder(nn.Module):
+    """An attention decoder that runs an LSTMCell once per output token, with a learned initial state."""
+
+    def __init__(self, vocab: int, embed: int, context: int, hidden: int) -> None:
+        super().__init__()
+        self.h0 = nn.Parameter(torch.zeros(hidden))  # held by the decoder itself: an "(own)" row
+        self.c0 = nn.Parameter(torch.zeros(hidden))
+        self.embed = nn.Embedding(vocab, embed)
+        self.attention = _Attention(hidden, context, 256)
+        self.cell = nn.LSTMCell(embed + context, hidden)
+        self.out = nn.Linear(hidden, vocab)
+
+
+class SpeechRecognizer(nn.Module):
+    """A listen-attend-spell style recognizer of about 30 M parameters: a stride-4 convolutional front end,
+    a 4-layer bidirectional projected LSTM encoder and an attention decoder built around an LSTMCell."""
+
+    def __init__(self, mels: int = 80, vocab: int = 5000) -> None:
+        super().__init__()
+        self.frontend = nn.Sequential(
+            nn.Conv2d(1, 32, 3, stride=2), nn.ReLU(), nn.Conv2d(32, 32, 3, stride=2), nn.ReLU()
+        )
+        self.proj_in = nn.Linear(32 * 19, 512)  # 80 mel bins -> 19 after two stride-2 3x3 convolutions
+        self.encoder = nn.LSTM(512, 768, num_layers=4, bidirectional=True, proj_size=256, batch_first=True)
+        self.decoder = _Decoder(vocab, 320, 512, 640)
+
+
+def speech_recognizer() -> nn.Module:
+    with torch.device("meta"):
+        return SpeechRecognizer()
+
+
+class _Block(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.rnn = nn.LSTM(width, width // 2, bidirectional=True, batch_first=True)
+        self.proj = nn.Linear(width, width)
+        self.drop = nn.Dropout(0.1)
+        self.ff = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
+
+
+class BlockStack(nn.Module):
+    """364 modules: an input layer, 40 residual blocks around a bidirectional LSTM, and a head."""
+
+    def __init__(self, width: int = 256, blocks: int = 40) -> None:
+        super().__init__()
+        self.frontend = nn.Linear(80, width)
+        self.blocks = nn.ModuleList(_Block(width) for _ in range(blocks))
+        self.head = nn.Linear(width, 500)
+
+
+def block_stack() -> nn.Module:
+    with torch.device("meta"):
+        return BlockStack()

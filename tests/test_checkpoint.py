@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from tests.helpers import numel
+from tests.helpers import cell, numel
 from tests.helpers import run_cli as run
 from torchlstm_params import CheckpointError, summarize
 from torchlstm_params.checkpoint import build_model, read_checkpoint
@@ -241,11 +241,11 @@ def test_debug_shows_the_traceback(tmp_path: Path):
 def test_cli_compute_memory_and_budget(capsys):
     code, out, _ = run(capsys, "GRU(10, 20)", "--batch", "2", "--seq-len", "3", "--optimizer", "sgd-momentum")
     assert code == 0
-    assert "Compute for 6 tokens" in out
+    assert cell(out, "Tokens", "(root)") == "6"
     n = 3 * 20 * 30 + 6 * 20
     assert f"optimizer state {4 * n:,} B" in out  # one momentum buffer, float32
     code, out, _ = run(capsys, "GRU(10, 20)", "--lengths", "3,2,1")
-    assert code == 0 and "Compute for 6 tokens" in out
+    assert code == 0 and cell(out, "Tokens", "(root)") == "6"
     code, out, _ = run(capsys, "LSTM(300, 1)", "--budget", "3768320", "--format", "json")
     data = json.loads(out)
     assert "Budget 3,768,320: largest hidden_size with these settings is" in data["notes"][0]

@@ -16,7 +16,7 @@ def test_expression_prints_summary(capsys):
     code, out, err = run(capsys, "LSTM(10, 20, num_layers=2, bidirectional=True, proj_size=5)", "--explain")
     assert code == 0 and err == ""
     assert "5,840" in out  # RNN_FORMULAS.md worked example
-    assert "[2·(4·20·(10+5) + 2·4·20 + 5·20)]" in out
+    assert "2·[4·20·(10+5) + 2·4·20 + 5·20] + 2·[4·20·(10+5) + 2·4·20 + 5·20] = 5,840" in out
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ def test_expression_json(capsys, spec, total):
 def test_keras_column(capsys):
     code, out, _ = run(capsys, "LSTM(3, 2)", "--keras", "--explain")
     assert code == 0
-    assert "Keras (one bias per gate): 4·(2·(3+2) + 2) = 48" in out
+    assert "Keras: one bias per gate: [4·2·(3+2) + 4·2] = 48" in out
 
 
 def test_factory_with_kwargs(capsys):

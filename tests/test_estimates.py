@@ -24,6 +24,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from torch.utils.flop_counter import FlopCounterMode
 
 from tests import helpers
+from tests.helpers import cell, flat
 from torchlstm_params import InvalidSettingsError, summarize
 from torchlstm_params.cli import main
 from torchlstm_params.estimates import (
@@ -146,6 +147,37 @@ def test_cells_save_exactly_the_estimate(kind, batch, hidden, bias):
     assert measured == saved_activations(make_spec(kind, 5, hidden), batch, 1).bytes
 
 
+class DecoderLoop(nn.Module):
+    """A cell run once per token, each call given the states the previous one returned."""
+
+    def __init__(self, cell: nn.Module) -> None:
+        super().__init__()
+        self.cell = cell
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        state = None
+        outputs = []
+        for t in range(x.shape[0]):
+            state = self.cell(x[t]) if state is None else self.cell(x[t], state)
+            outputs.append(state[0] if isinstance(state, tuple) else state)
+        return outputs
+
+
+@pytest.mark.parametrize("kind", ["LSTMCell", "GRUCell", "RNNCell"])
+@pytest.mark.parametrize(("batch", "seq_len", "hidden"), [(3, 4, 5), (2, 7, 8), (1, 2, 1)])
+def test_a_cell_over_a_sequence_saves_exactly_the_estimate(kind, batch, seq_len, hidden):
+    """Per token one call: the figure is for the whole sequence, as a full-sequence module's is."""
+    loop = DecoderLoop(getattr(nn, kind)(4, hidden))
+    x = torch.randn(seq_len, batch, 4, requires_grad=True)
+    measured, _ = saved_bytes(loop, x, caller=(x,))
+    assert measured == saved_activations(make_spec(kind, 4, hidden), batch, seq_len).bytes
+    (entry,) = summarize(loop, batch=batch, seq_len=seq_len).recurrent
+    assert entry.saved is not None and entry.saved.bytes == measured
+    outputs = loop(x)
+    assert entry.state is not None
+    assert entry.state.output == sum(o.numel() for o in outputs)  # h of every token
+
+
 @settings(max_examples=80, deadline=None)
 @given(sequence_configs())
 @pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
@@ -202,7 +234,7 @@ def test_summarize_carries_the_estimate_with_the_module_dtype():
     data = report.to_dict()["recurrent"][0]["saved"]
     assert data["bytes"] == lstm.saved.bytes and data["dtype"] == "float64"
     json.dumps(report.to_dict())
-    assert "Saved for bwd B" in str(report)
+    assert "Saved for bwd (bytes)" in str(report)
     assert f"{lstm.saved.bytes:,}" in str(report)
 
 
@@ -256,7 +288,7 @@ def test_other_recurrences_get_no_estimate():
         (entry,) = report.recurrent
         assert entry.saved is None and entry.compute is not None
         assert entry.state is not None and entry.state.bytes == entry.state.elements * 4  # float32 all the same
-        assert "n/a where the forward is not torch's own recurrence alone" in str(report)
+        assert "n/a where the forward is not torch's own recurrence alone" in flat(str(report))
 
 
 @pytest.mark.parametrize("kind", [nn.LSTM, nn.GRU, nn.RNN])
@@ -379,7 +411,7 @@ def test_a_dtype_without_a_kernel_gets_elements_only():
     module = nn.LSTM(5, 6).to(torch.float8_e4m3fn)  # torch stores it; no recurrent kernel computes in it
     report = summarize(module, batch=3, seq_len=4)
     (entry,) = report.recurrent
-    assert "Saved for bwd B" in str(report)
+    assert "Saved for bwd (bytes)" in str(report)
     assert report.to_dict()["recurrent"][0]["state"]["bytes"] is None
     assert entry.state is not None and entry.saved is None
     assert (entry.state.elements, entry.state.bytes) == (4 * 3 * 6 + 3 * 6 + 3 * 6, None)
@@ -417,7 +449,7 @@ def test_token_arguments():
 def test_compute_in_table_and_json():
     report = summarize(nn.LSTM(10, 20), batch=2, seq_len=3)
     text = str(report)
-    assert "Compute for 6 tokens" in text
+    assert cell(text, "Tokens", "(root)") == "6"
     assert f"{4 * 20 * 30 * 6:,}" in text  # forward MACs by hand
     data = report.to_dict()
     assert data["tokens"] == 6

@@ -113,12 +113,38 @@ def test_keras_convention_measured_figures(kind, kwargs, keras, pytorch):
 
 
 def test_derivation_strings_are_readable():
-    assert derivation(make_spec("LSTM", 10, 20)) == "4·20·(10+20) + 2·4·20 = 2,560"
-    assert derivation(make_spec("LSTM", 3, 2)) == "4·2·(3+2) + 2·4·2 = 56"
-    assert keras_derivation(make_spec("LSTM", 3, 2)) == "4·(2·(3+2) + 2) = 48"
-    assert keras_derivation(make_spec("RNN", 3, 2)) == "2·(3+2) + 2 = 12"
+    assert derivation(make_spec("LSTM", 10, 20)) == "[4·20·(10+20) + 2·4·20] = 2,560"
+    assert derivation(make_spec("LSTM", 3, 2)) == "[4·2·(3+2) + 2·4·2] = 56"
+    assert keras_derivation(make_spec("LSTM", 3, 2)) == "[4·2·(3+2) + 4·2] = 48"
+    assert keras_derivation(make_spec("RNN", 3, 2)) == "[2·(3+2) + 2] = 12"
     assert derivation(make_spec("RNN", 10, 20, 3, bias=False)) == "[20·(10+20)] + 2·[20·(20+20)] = 2,200"
-    assert derivation(make_spec("GRU", 3, 2, bidirectional=True)) == "2·(3·2·(3+2) + 2·3·2) = 84"
+    assert derivation(make_spec("GRU", 3, 2, bidirectional=True)) == "2·[3·2·(3+2) + 2·3·2] = 84"
+    # Keras 3's GRU (reset_after=True) keeps an input and a recurrent bias per gate: 2·g·h, as PyTorch does.
+    assert keras_derivation(make_spec("GRU", 3, 2)) == "[3·2·(3+2) + 2·3·2] = 42"
+    assert keras_derivation(make_spec("GRU", 3, 2), reset_after=False) == "[3·2·(3+2) + 3·2] = 36"
+
+
+def _evaluate(text: str) -> tuple[int, int]:
+    """(value of the written-out expression, the total it claims), read as plain arithmetic."""
+    expression, total = text.split(" = ")
+    value = eval(expression.replace("·", "*").replace("[", "(").replace("]", ")"), {"__builtins__": {}})
+    return value, int(total.replace(",", ""))
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"])
+@pytest.mark.parametrize(("layers", "bidirectional", "bias"), [(1, False, True), (2, True, True), (4, True, False)])
+def test_every_derivation_is_one_notation_that_adds_up(kind, layers, bidirectional, bias):
+    """PyTorch's and Keras's derivations share one bracket notation (one bracket per layer and direction, a
+    factor for the alike ones) and each evaluates, as arithmetic, to the count (hand formulas in RNN_FORMULAS.md)."""
+    if kind.endswith("Cell"):
+        layers, bidirectional = 1, False
+    spec = make_spec(kind, 7, 5, layers, bias=bias, bidirectional=bidirectional)
+    torch_text, keras_text = derivation(spec), keras_derivation(spec)
+    assert _evaluate(torch_text) == (count_params(kind, 7, 5, layers, bias=bias, bidirectional=bidirectional),) * 2
+    assert _evaluate(keras_text)[0] == _evaluate(keras_text)[1] == keras_count(spec)
+    assert torch_text.count("[") == keras_text.count("[") == (1 if layers == 1 else 2)
+    directions = 2 if bidirectional else 1
+    assert torch_text.startswith("[" if directions == 1 else f"{directions}·[")
 
 
 def test_keras_count_refuses_projection():

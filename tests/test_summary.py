@@ -207,7 +207,7 @@ def test_wrong_shape_missing_and_unexpected_tensors_are_named():
     ]
     text = str(summarize(model))
     # formula by hand: 4·4·(3+4) + 2·4·4 + 4·4·(4+4) + 2·4·4 = 304; tensors: -16 (bias) +16 (wider) +4 (weight_hr_l0)
-    assert "MISMATCH 0 (LSTM): formula 304, tensors 308" in text
+    assert "MISMATCH at '0' (LSTM): formula 304, tensors 308" in text
     assert "  - weight_hh_l1: expected shape (16, 4), found (16, 5)" in text
 
 

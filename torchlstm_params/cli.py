@@ -29,7 +29,8 @@ from .formulas import count_params
 from .keras_file import read_keras_file
 from .memory import OPTIMIZER_STATES, training_memory
 from .onnx_file import read_onnx_file
-from .render import format_bytes
+from .display import use_color
+from .render import DEFAULT_DEPTH, format_bytes, paint
 from .results import Report
 from .sanity import check_options, problems_in
 from .sizing import closest_configs, fit_hidden_size
@@ -42,7 +43,7 @@ _FORMATS = {"table": "simple", "github": "github", "markdown": "pipe", "json": "
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".tar")
 _FOREIGN_SUFFIXES = (".keras", ".h5", ".onnx")
 # Options that describe a torch model, which a Keras or ONNX report has no use for.
-_TORCH_ONLY = ("kwargs", "trust_pickle", "depth", "batch", "seq_len", "lengths", "optimizer", "budget")
+_TORCH_ONLY = ("kwargs", "trust_pickle", "depth", "batch", "seq_len", "lengths", "optimizer", "budget", "plot")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,18 +68,41 @@ def _parser() -> argparse.ArgumentParser:
     kind.add_argument("--checkpoint", action="store_const", const="checkpoint", dest="kind", help="SPEC is a file")
     parser.add_argument("--kwargs", default=None, help="JSON object of keyword arguments for a factory")
     parser.add_argument("--format", choices=list(_FORMATS), default="table", help="output format (default: table)")
-    parser.add_argument("--depth", type=int, default=None, help="module rows down to this depth (default: all)")
+    parser.add_argument(
+        "--depth",
+        type=_depth,
+        default="auto",
+        help=f"module rows down to this depth, every section ('all': everything; default: {DEFAULT_DEPTH} for the "
+        "module table, identical siblings folded)",
+    )
+    parser.add_argument("--no-fold", action="store_true", help="one row per module: do not fold alike siblings")
     parser.add_argument("--keras", action="store_true", help="add the Keras-convention count")
-    parser.add_argument("--explain", action="store_true", help="print the derivation of every recurrent count")
+    parser.add_argument(
+        "--explain", action="store_true", help="add the per-layer breakdown and the derivation of every recurrent count"
+    )
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour status words (auto: on a terminal, unless NO_COLOR is set)",
+    )
+    parser.add_argument(
+        "--plot",
+        metavar="FILE",
+        default=None,
+        help="also draw where the parameters live: FILE.html (interactive, offline), .svg or .png (needs kaleido); "
+        "needs the plot extra (plotly)",
+    )
     parser.add_argument("--check", action="store_true", help="run the sanity check; a problem sets exit code 1")
     parser.add_argument(
         "--batch", type=int, default=None, help="batch size for compute, returned-state and saved-for-backward figures"
     )
     parser.add_argument(
         "--seq-len",
-        type=int,
+        type=_seq_len,
         default=None,
-        help="sequence length for compute, returned-state and saved-for-backward figures",
+        help="sequence length for compute, returned-state and saved-for-backward figures; per module: "
+        "'encoder=50,decoder=10' (a bare number is the length of every other module: '200,decoder=10')",
     )
     parser.add_argument(
         "--lengths", default=None, help="comma-separated lengths of a packed batch (instead of --seq-len)"
@@ -96,6 +120,33 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+def _depth(text: str) -> int | None | str:
+    if text == "all":
+        return None
+    if text == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, 'all' or 'auto', got {text!r}") from None
+
+
+def _seq_len(text: str) -> int | dict[str, int]:
+    """``200`` or ``encoder=50,decoder=10`` (a bare number inside the list covers every other module)."""
+    try:
+        if "=" not in text:
+            return int(text)
+        out: dict[str, int] = {}
+        for part in text.split(","):
+            path, sep, length = part.rpartition("=")
+            out[path.strip() if sep else ""] = int(length)
+        return out
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an int or 'path=int,...' (e.g. 'encoder=50,decoder=10'), got {text!r}"
+        ) from None
 
 
 def _kind(spec: str) -> str:
@@ -220,7 +271,7 @@ def _foreign_output(args: argparse.Namespace) -> tuple[str, tuple[str, ...], str
 def _foreign(args: argparse.Namespace) -> int:
     """A Keras or ONNX file: its report; exit 1 when a stored shape does not fit its settings."""
     for option in _TORCH_ONLY:
-        if getattr(args, option) not in (None, False):
+        if getattr(args, option) not in (None, False, "auto"):  # "auto": --depth left at its default
             flag = "--" + option.replace("_", "-")
             raise TorchLstmParamsError(f"{flag} applies to torch models and checkpoints, not to {args.spec}")
     text, problems, skipped = _foreign_output(args)
@@ -244,7 +295,8 @@ def _run(args: argparse.Namespace) -> int:
     kind = args.kind or _kind(args.spec)
     model, notes = _model(args, kind)
     lengths = _lengths(args.lengths)
-    summary = summarize_tree(model, max_depth=args.depth, batch=args.batch, seq_len=args.seq_len, lengths=lengths)
+    depth = args.depth if isinstance(args.depth, int) else None  # an int also cuts the report's rows (and the JSON)
+    summary = summarize_tree(model, max_depth=depth, batch=args.batch, seq_len=args.seq_len, lengths=lengths)
     report = summary.report
     if report.tokens is not None and report.recurrent and kind == "checkpoint":
         notes.append(
@@ -268,6 +320,9 @@ def _run(args: argparse.Namespace) -> int:
         notes.append(line)
     if args.budget is not None:
         notes.extend(_budget_lines(args, report, args.budget))
+    if args.plot is not None:
+        report.plot(args.plot)
+        notes.append(f"picture of where the parameters live written to {args.plot}")
     problems: tuple[str, ...] = ()
     if args.check:
         problems = tuple(str(p) for p in problems_in(summary, check_options("--check")))
@@ -280,10 +335,21 @@ def _run(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         print(_csv(report))
     else:
-        text = report.render(_FORMATS[args.format], keras=args.keras, explain=args.explain)
+        color = args.color == "always" or (args.color == "auto" and use_color(sys.stdout))
+        text = report.render(
+            _FORMATS[args.format],
+            keras=args.keras,
+            explain=args.explain,
+            max_depth=args.depth,
+            fold=not args.no_fold,
+            color=color,
+        )
         lines = [text, *(f"Note: {n}" for n in notes)]
         if args.check:
-            lines.append(f"Sanity check: {len(problems)} problem(s)" if problems else "Sanity check: passed")
+            if problems:
+                lines.append(paint(f"Sanity check: {len(problems)} problem(s)", "error", color))
+            else:
+                lines.append(paint("Sanity check: passed", "ok", color))
             lines.extend(f"  {p}" for p in problems)
         print("\n".join(lines))
     return 1 if problems or not report.matches else 0

@@ -26,7 +26,7 @@ from .errors import InvalidSettingsError
 from .formulas import RUN_SETTINGS, SETTINGS, SPEC_SETTINGS, TORCH_ATTRIBUTES, RNNSpec, make_spec
 from .registry import Recognizer, Registry, TensorMap
 
-__all__ = ["TORCH_RECURRENT_CLASSES", "Detected", "Memo", "detect", "may_be_recurrent"]
+__all__ = ["TORCH_RECURRENT_CLASSES", "Detected", "Memo", "detect", "may_be_recurrent", "scripted_kind", "scripted_type"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +88,17 @@ def _cell(kind: str, module: nn.Module) -> _Raw:
     return tuple(values[name] if name in values else cell_defaults[name] for name in SETTINGS)
 
 
+def scripted_type(module: RecursiveScriptModule) -> str:
+    """The qualified name of the class a scripted module was compiled from (``torch.nn.modules.rnn.LSTM``)."""
+    # TorchScript mangles the names of classes it compiles twice: ...rnn.___torch_mangle_3.GRU
+    return _MANGLED.sub("", module._c._type().qualified_name()).removeprefix("__torch__.")
+
+
 def scripted_kind(module: nn.Module) -> str | None:
     """The torch class a scripted module was compiled from, by its qualified type; None for other classes."""
     if not isinstance(module, RecursiveScriptModule):
         return None
-    # TorchScript mangles the names of classes it compiles twice: ...rnn.___torch_mangle_3.GRU
-    return _SCRIPTED.get(_MANGLED.sub("", module._c._type().qualified_name()))
+    return _SCRIPTED.get(f"__torch__.{scripted_type(module)}")
 
 
 def _raw(module: nn.Module) -> _Raw | None:

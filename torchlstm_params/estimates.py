@@ -11,7 +11,8 @@ Compute conventions (what the numbers mean, exactly):
   4h); GRU ``11h + 6h`` with bias; RNN ``2h + 2h`` with bias. They are reported
   apart from MACs, never folded in.
 - **Tokens**: ``batch * seq_len`` for a padded batch, ``sum(lengths)`` for a packed
-  one (padding is not computed). A cell is counted per call.
+  one (padding is not computed). A cell is taken to run once per token (``seq_len``
+  calls on the batch), so its figures are for the same sequence as a full-sequence module's.
 - **Training** = forward + backward; backward is taken as 2x the forward MACs (the
   gradient with respect to the input and the one with respect to the weights each
   repeat every product). This is an upper bound: layer 0's input gradient is
@@ -81,8 +82,12 @@ Parts, per layer ``k`` and direction, for ``N`` tokens (``batch * seq_len`` or
   saves each state it widens: ``sum over distinct lengths l < max of
   #(lengths >= l) * h``.
 
-Cells, for one call on ``batch`` rows with no state passed: LSTMCell ``6*B*h``,
-GRUCell ``7*B*h``, RNNCell ``2*B*h``.
+Cells are taken to run once per token: ``seq_len`` calls on ``batch`` rows, the
+first with no state passed, each next one given the states the previous call
+returned (a decoder loop). The first call saves LSTMCell ``6*B*h``, GRUCell
+``7*B*h``, RNNCell ``2*B*h``; each later call LSTMCell ``7*B*h``, GRUCell
+``7*B*h``, RNNCell ``B*h`` (measured, tolerance 0, in ``tests/test_estimates.py``).
+A loop over a packed batch is the caller's own: no figure.
 
 >>> saved_activations(RNNSpec("GRU", 8, 16), batch=2, seq_len=3).elements  # 7 * 16 per token, 6 tokens
 672
@@ -200,15 +205,16 @@ class StateMemory:
 def state_memory(spec: RNNSpec, batch: int, n_tokens: int, dtype: str | None = "float32") -> StateMemory:
     """Exact sizes of the tensors the module returns (what forward hands back, not what autograd saves).
 
-    ``n_tokens`` is ``batch * seq_len`` (padded) or ``sum(lengths)`` (a PackedSequence's data rows);
-    a cell's figures are for one step of ``batch``. ``dtype`` (a key of :data:`ITEMSIZE`) gives the bytes.
+    ``n_tokens`` is ``batch * seq_len`` (padded) or ``sum(lengths)`` (a PackedSequence's data rows).
+    A cell run once per token returns ``h`` at every token (``output``, as a full-sequence module's
+    output) and, an LSTMCell, the last ``c``. ``dtype`` (a key of :data:`ITEMSIZE`) gives the bytes.
     """
     if dtype is not None:
         require_dtype(dtype)
     r, h, d = spec.recurrent_size, spec.hidden_size, spec.directions
     lstm = spec.gates == 4
     if spec.is_cell:
-        return StateMemory(batch * h, 0, batch * h if lstm else 0, dtype)
+        return StateMemory(n_tokens * h, 0, batch * h if lstm else 0, dtype)
     return StateMemory(
         n_tokens * d * r,
         spec.num_layers * d * batch * r,
@@ -217,7 +223,8 @@ def state_memory(spec: RNNSpec, batch: int, n_tokens: int, dtype: str | None = "
     )
 
 
-_CELL_FACTOR = {"LSTMCell": 6, "GRUCell": 7, "RNNCell": 2}
+_CELL_FIRST = {"LSTMCell": 6, "GRUCell": 7, "RNNCell": 2}  # elements per row and hidden unit, first call
+_CELL_NEXT = {"LSTMCell": 7, "GRUCell": 7, "RNNCell": 1}  # each later call, given the previous states
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +262,10 @@ def saved_activations(
     dropout: float = 0.0,
     dtype: str = "float32",
 ) -> SavedActivations:
-    """Saved-for-backward elements of one training call of ``spec`` (padded, or packed with ``lengths``)."""
+    """Saved-for-backward elements of one training call of ``spec`` (padded, or packed with ``lengths``).
+
+    A cell: ``seq_len`` calls on ``batch`` rows, each given the previous call's states (see the module notes).
+    """
     n = tokens(batch, seq_len, lengths)
     if lengths is not None and min(lengths) < 1:
         raise InvalidSettingsError(f"a packed batch has lengths >= 1 (pack_padded_sequence), got: {list(lengths)!r}")
@@ -267,7 +277,11 @@ def saved_activations(
     rectangular = lengths is None or min(lengths) == max(lengths)
     fused = spec.kind == "LSTM" and spec.proj_size == 0 and dtype == "float32" and rectangular
     if spec.is_cell:
-        return SavedActivations(_CELL_FACTOR[spec.kind] * rows * h, 0, 0, 0, 0, dtype, False)
+        if lengths is not None:
+            raise InvalidSettingsError("a cell's saved activations are for a padded batch: give batch= and seq_len=")
+        assert seq_len is not None
+        per_row = _CELL_FIRST[spec.kind] + (seq_len - 1) * _CELL_NEXT[spec.kind]
+        return SavedActivations(per_row * rows * h, 0, 0, 0, 0, dtype, False)
     if spec.kind == "LSTM":
         per_direction = n * (6 * h + r + (h if spec.proj_size else 0))
     elif spec.kind == "GRU":

@@ -14,7 +14,7 @@ recurrent width (``p`` if ``p > 0`` else ``h``), ``D`` directions.
 48
 >>> spec = RNNSpec("LSTM", 10, 20)
 >>> derivation(spec)
-'4·20·(10+20) + 2·4·20 = 2,560'
+'[4·20·(10+20) + 2·4·20] = 2,560'
 """
 
 from __future__ import annotations
@@ -322,28 +322,26 @@ def count_params(
     raise InvalidSettingsError(f"convention must be one of {', '.join(CONVENTIONS)}, got: {convention!r}")
 
 
+def _times(n: int) -> str:
+    return "" if n == 1 else f"{n}·"
+
+
 def _join_layers(spec: RNNSpec, layer_expr: Callable[[int], str], total: int) -> str:
-    """Layer 0's bracket, then the layers above it (all alike: they see ``D*r`` inputs)."""
-    exprs = [layer_expr(spec.input_size)]
-    if spec.num_layers > 1:
-        exprs.append(layer_expr(spec.directions * spec.recurrent_size))
-    if spec.directions == 2:
-        exprs = [f"2·({e})" for e in exprs]
-    above = spec.num_layers - 1
-    if above > 1:
-        body = f"[{exprs[0]}] + {above}·[{exprs[1]}]"
-    elif above == 1:
-        body = f"[{exprs[0]}] + [{exprs[1]}]"
-    else:
-        body = exprs[0]
-    return f"{body} = {total:,}"
+    """One notation for every derivation: ``[...]`` is one layer in one direction, and the factor in
+    front of it counts the (layer, direction) pairs alike: ``D`` for layer 0, ``(L-1)·D`` above it
+    (those all see ``D*r`` inputs)."""
+    d, above = spec.directions, spec.num_layers - 1
+    parts = [f"{_times(d)}[{layer_expr(spec.input_size)}]"]
+    if above:
+        parts.append(f"{_times(above * d)}[{layer_expr(d * spec.recurrent_size)}]")
+    return f"{' + '.join(parts)} = {total:,}"
 
 
 def derivation(spec: RNNSpec) -> str:
-    """The PyTorch count written out, one bracket per layer.
+    """The PyTorch count written out: ``[g·h·(in+r) + 2·g·h + p·h]`` per layer and direction.
 
     >>> derivation(RNNSpec("LSTM", 10, 20, 2, True, True, 5))
-    '[2·(4·20·(10+5) + 2·4·20 + 5·20)] + [2·(4·20·(10+5) + 2·4·20 + 5·20)] = 5,840'
+    '2·[4·20·(10+5) + 2·4·20 + 5·20] + 2·[4·20·(10+5) + 2·4·20 + 5·20] = 5,840'
     """
     g, h, p, r = spec.gates, spec.hidden_size, spec.proj_size, spec.recurrent_size
     gh = f"{g}·{h}" if g > 1 else f"{h}"
@@ -360,19 +358,24 @@ def derivation(spec: RNNSpec) -> str:
 
 
 def keras_derivation(spec: RNNSpec, *, reset_after: bool = True) -> str:
-    """The Keras count written out.
+    """The Keras count written out in the same notation as :func:`derivation`:
+    ``[g·h·(in+h) + g·h]`` per layer and direction (one bias per gate), ``+ 2·g·h`` for a GRU
+    with ``reset_after=True`` (Keras 3's default: an input and a recurrent bias per gate).
 
     >>> keras_derivation(RNNSpec("LSTM", 3, 2))
-    '4·(2·(3+2) + 2) = 48'
+    '[4·2·(3+2) + 4·2] = 48'
+    >>> keras_derivation(RNNSpec("GRU", 3, 2))
+    '[3·2·(3+2) + 2·3·2] = 42'
     """
     g, h = spec.gates, spec.hidden_size
+    gh = f"{g}·{h}" if g > 1 else f"{h}"
     two = spec.kind in ("GRU", "GRUCell") and reset_after
 
     def layer(in_k: int) -> str:
-        inner = f"{h}·({in_k}+{h})"
+        inner = f"{gh}·({in_k}+{h})"
         if spec.bias:
-            inner += f" + 2·{h}" if two else f" + {h}"
-        return f"{g}·({inner})" if g > 1 else inner
+            inner += f" + 2·{gh}" if two else f" + {gh}"
+        return inner
 
     return _join_layers(spec, layer, keras_count(spec, reset_after=reset_after))
 

@@ -1,8 +1,10 @@
 """What ``summarize`` returns: frozen data types, each with ``to_dict()``.
 
 Nothing here walks a model or reads a tensor: these types only hold figures.
-``Report.__str__`` and ``Report.render`` import :mod:`torchlstm_params.render`
-lazily, inside the call: the one import that runs upward in the layering
+Showing them is done above this layer: ``Report.__str__``/``render`` import
+:mod:`torchlstm_params.render`, ``repr`` and the notebook displays
+:mod:`torchlstm_params.display`, ``plot`` :mod:`torchlstm_params.plot`, each
+lazily, inside the call: the only imports that run upward in the layering
 (documented in the import-linter contract in ``pyproject.toml``).
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from .crosscheck import Explanation, TensorFinding
 from .distributed import LocalFigures
@@ -18,7 +20,16 @@ from .estimates import Compute, SavedActivations, StateMemory
 from .formulas import SETTINGS, SPEC_SETTINGS, Formula, RNNSpec
 from .packed import PackedStorage
 
-__all__ = ["DtypeUsage", "ModuleAlias", "ModuleRow", "RecurrentEntry", "Report", "SharedTensor"]
+__all__ = [
+    "DtypeUsage",
+    "ModuleAlias",
+    "ModuleRow",
+    "OwnParams",
+    "PrunedTensor",
+    "RecurrentEntry",
+    "Report",
+    "SharedTensor",
+]
 
 
 class ModuleRow(NamedTuple):
@@ -36,6 +47,32 @@ class ModuleRow(NamedTuple):
     trainable_params: int
     uninitialized: int  # lazy tensors in the subtree, not counted in params
     recurrent: bool
+
+
+class OwnParams(NamedTuple):
+    """Parameters a module registers itself, not through a child (a shared tensor at its first site).
+
+    Every module that registers any has one; for a module with children the table shows
+    them as an "(own)" row, so that children and "(own)" add up to their parent.
+    """
+
+    path: str  # the module's path ("" for the root)
+    names: tuple[str, ...]  # the tensors' names on that module
+    params: int
+    trainable_params: int
+
+
+@dataclass(frozen=True, slots=True)
+class PrunedTensor:
+    """A tensor under ``torch.nn.utils.prune``: ``name_orig`` holds ``params`` elements, the mask keeps ``kept``.
+
+    ``kept`` is the number of non-zero entries of ``name_mask``, read from its values;
+    ``None`` on the ``meta`` device, where there are no values to read.
+    """
+
+    name: str  # full path of the pruned tensor ("fc.weight"; it is held as fc.weight_orig)
+    params: int
+    kept: int | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +127,15 @@ class RecurrentEntry:
         if self.packed is not None:
             return "packed"
         return "explained" if self.explanations else "ok"
+
+    def __repr__(self) -> str:
+        s = self.spec
+        options = [f"num_layers={s.num_layers}"] if s.num_layers != 1 else []
+        options += ["bidirectional=True"] if s.bidirectional else []
+        options += [f"proj_size={s.proj_size}"] if s.proj_size else []
+        options += ["bias=False"] if not s.bias else []
+        args = ", ".join([str(s.input_size), str(s.hidden_size), *options])
+        return f"RecurrentEntry({self.name or '(root)'!r}: {s.kind}({args}), {self.tensor_params:,} params, {self.status})"
 
     def to_dict(self) -> dict[str, Any]:
         settings = self.settings
@@ -182,6 +228,10 @@ class Report:
     tokens: int | None = None  # sequence elements the compute figures are for (None: not asked)
     local: LocalFigures | None = None  # this rank's share, when a torch.distributed process group is up
     wrappers: tuple[str, ...] = ()  # rename-only wrappers looked through ("path: label"; root: label), outermost first
+    own: tuple[OwnParams, ...] = ()  # per module that registers parameters itself, in walk order
+    pruned: tuple[PrunedTensor, ...] = ()  # tensors under torch.nn.utils.prune
+    batch: int | None = None  # the batch the compute figures are for (None: not asked, or lengths=)
+    seq_len: int | dict[str, int] | None = None  # as given to summarize: one length, or per module path
 
     @property
     def matches(self) -> bool:
@@ -195,7 +245,15 @@ class Report:
 
     @property
     def bytes_by_dtype(self) -> dict[str, int]:
+        """Parameter bytes per dtype name."""
         return {d.dtype: d.bytes for d in self.dtypes}
+
+    @property
+    def effective_params(self) -> int | None:
+        """``total_params`` less the entries pruning masks zero out (None when a mask could not be read)."""
+        if any(p.kept is None for p in self.pruned):
+            return None
+        return self.total_params - sum(p.params - (p.kept or 0) for p in self.pruned)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (dicts, lists, ints, strings): ``json.dumps`` accepts it."""
@@ -210,20 +268,76 @@ class Report:
         out["logical_params"] = self.logical_params
         return out
 
-    def render(self, tablefmt: str = "simple", *, keras: bool = False, explain: bool = True) -> str:
-        """The report as text tables in any ``tabulate`` format."""
-        from .render import render_report  # the one upward import (see the module docstring)
+    def render(
+        self,
+        tablefmt: str = "simple",
+        *,
+        keras: bool = False,
+        explain: bool = False,
+        max_depth: int | None | Literal["auto"] = "auto",
+        fold: bool = True,
+        color: bool = False,
+    ) -> str:
+        """The report as text tables in any ``tabulate`` format.
 
-        return render_report(self, tablefmt=tablefmt, keras=keras, explain=explain)
+        ``max_depth``: ``"auto"`` shows modules down to the report's own ``max_depth``, or
+        :data:`~torchlstm_params.render.DEFAULT_DEPTH` when it has every row; an int limits
+        every section; ``None`` shows everything. ``fold`` merges alike siblings into one
+        row. ``explain`` adds the per-layer breakdown and the derivations. ``color`` marks
+        status words with ANSI colours (the command line turns it on for a terminal).
+        """
+        from .render import render_report  # upward, lazily (see the module docstring)
+
+        return render_report(
+            self, tablefmt=tablefmt, keras=keras, explain=explain, max_depth=max_depth, fold=fold, color=color
+        )
 
     def __str__(self) -> str:
         return self.render()
+
+    def __repr__(self) -> str:
+        from .display import short_repr  # upward, lazily (see the module docstring)
+
+        return short_repr(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain-text display: the tables (the short repr inside a container)."""
+        printer.text(repr(self) if cycle else str(self))
+
+    def _repr_html_(self) -> str:
+        """A notebook's display: the tables as HTML."""
+        from .display import report_html  # upward, lazily (see the module docstring)
+
+        return report_html(self)
+
+    def _repr_markdown_(self) -> str:
+        """Markdown display (pipe tables)."""
+        from .display import report_markdown  # upward, lazily (see the module docstring)
+
+        return report_markdown(self)
+
+    def plot(self, path: str | None = None, **options: Any) -> Any:
+        """Where the parameters live, as an interactive plotly figure; see :func:`torchlstm_params.plot.figure`.
+
+        With ``path`` (``.html``, self-contained and offline; ``.svg``/``.png`` need kaleido),
+        the figure is also written there. Needs the ``plot`` extra (plotly).
+        """
+        from .plot import figure, write  # upward, lazily; plotly is imported only there
+
+        fig = figure(self, **options)
+        if path is not None:
+            write(fig, path)
+        return fig
 
 
 def plain(value: Any) -> Any:
     """``value`` as JSON-ready data: dataclasses and named tuples as dicts, tuples as lists."""
     if isinstance(value, ModuleRow):
         return value._asdict()
+    if isinstance(value, OwnParams):
+        return {**value._asdict(), "names": list(value.names)}
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple | list):

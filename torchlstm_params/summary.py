@@ -9,22 +9,26 @@ names': walk -> detect -> tally (with the formulas) -> crosscheck -> results.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Hashable, Sequence
+import difflib
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import compress
 
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.jit._script import RecursiveScriptModule
 from torch.nn.utils import parametrize
 
 from .crosscheck import Explanation, crosscheck
-from .detect import TORCH_RECURRENT_CLASSES, Detected, Memo, detect, may_be_recurrent
+from .detect import TORCH_RECURRENT_CLASSES, Detected, Memo, detect, may_be_recurrent, scripted_type
 from .distributed import local_figures_of
 from .errors import InvalidSettingsError, NotAModuleError
 from .estimates import ITEMSIZE, compute, saved_activations, state_memory, tokens
 from .formulas import Formula, formula
 from .registry import Registry, default_registry
-from .results import DtypeUsage, ModuleAlias, ModuleRow, RecurrentEntry, Report, SharedTensor
+from .pruning import pruned_tensors
+from .results import DtypeUsage, ModuleAlias, ModuleRow, OwnParams, PrunedTensor, RecurrentEntry, Report, SharedTensor
 from .tally import tally
 from .walk import Tree, walk
 
@@ -46,7 +50,7 @@ def summarize(
     *,
     registry: Registry | None = None,
     batch: int | None = None,
-    seq_len: int | None = None,
+    seq_len: int | Mapping[str, int] | None = None,
     lengths: Sequence[int] | None = None,
 ) -> Report:
     """Count, locate and cross-check every parameter of ``model``.
@@ -57,12 +61,22 @@ def summarize(
     are looked through and named once in ``wrappers``. ``registry`` adds
     recurrent classes (default: :data:`default_registry`). With ``batch`` and
     ``seq_len`` (or the ``lengths`` of a packed batch) every recurrent entry
-    also gets its compute and returned-state sizes (see :mod:`torchlstm_params.estimates`).
+    also gets its compute, returned-state and saved-for-backward sizes (see
+    :mod:`torchlstm_params.estimates`). ``seq_len`` may be a mapping of module
+    path to length (``{"encoder": 50, "decoder": 10}``): a recurrent module takes
+    the length of the longest path that is itself or one of its ancestors (``""``
+    is the whole model); one that no path covers gets no figures. A cell is
+    taken to run once per token: ``seq_len`` calls on the batch.
+
+    Scripted modules are shown by their original class (``LSTM (scripted)``), and
+    a class name that two classes of the model share by its full module path.
 
     >>> from torch import nn
     >>> report = summarize(nn.LSTM(3, 2))
     >>> report.total_params, report.recurrent[0].formula.derivation
-    (56, '4·2·(3+2) + 2·4·2 = 56')
+    (56, '[4·2·(3+2) + 2·4·2] = 56')
+    >>> report
+    Report(LSTM: 56 params, 56 trainable, 1 recurrent: ok)
     """
     return summarize_tree(model, max_depth, registry=registry, batch=batch, seq_len=seq_len, lengths=lengths).report
 
@@ -73,15 +87,15 @@ def summarize_tree(
     *,
     registry: Registry | None = None,
     batch: int | None = None,
-    seq_len: int | None = None,
+    seq_len: int | Mapping[str, int] | None = None,
     lengths: Sequence[int] | None = None,
 ) -> Summary:
     """:func:`summarize`, returning the walked tree beside the report (for the library's own consumers)."""
     _check_args(model, max_depth, registry, lengths)
+    tree = walk(model)
     batch_shape = None
     if batch is not None or seq_len is not None or lengths is not None:
-        batch_shape = _BatchShape(batch, seq_len, None if lengths is None else list(lengths))
-    tree = walk(model)
+        batch_shape = _BatchShape(batch, seq_len, None if lengths is None else list(lengths), tree.paths)
     report = _report(tree, max_depth, default_registry if registry is None else registry, batch_shape)
     if dist.is_available() and dist.is_initialized():  # sharded parameters: add this rank's share (no collective)
         report = dataclasses.replace(report, local=local_figures_of(tree))
@@ -130,11 +144,13 @@ def _detect_all(tree: Tree, registry: Registry) -> dict[int, tuple[Detected, For
     return found
 
 
-def _entry(tree: Tree, i: int, detected: Detected, f: Formula, tensor_params: int, exact: bool) -> RecurrentEntry:
+def _entry(
+    tree: Tree, i: int, detected: Detected, f: Formula, tensor_params: int, exact: bool, type_name: str
+) -> RecurrentEntry:
     module = tree.modules[i]
     entry = RecurrentEntry(
         name=tree.paths[i],
-        type=type(module).__name__,
+        type=type_name,
         spec=detected.spec,
         dropout=detected.dropout,
         batch_first=detected.batch_first,
@@ -155,26 +171,58 @@ def _entry(tree: Tree, i: int, detected: Detected, f: Formula, tensor_params: in
 
 
 class _BatchShape:
-    """The batch the compute and memory figures are for: padded (batch, seq_len) or packed (lengths)."""
+    """The batch the compute and memory figures are for: padded (batch, seq_len) or packed (lengths).
 
-    def __init__(self, batch: int | None, seq_len: int | None, lengths: list[int] | None) -> None:
-        self.tokens = tokens(batch, seq_len, lengths)  # validates the arguments
-        self.batch, self.seq_len, self.lengths = batch, seq_len, lengths
+    ``seq_len`` may map module paths to lengths; each recurrent module takes the longest path
+    that is itself or an ancestor ("" covers the whole model).
+    """
+
+    def __init__(
+        self, batch: int | None, seq_len: int | Mapping[str, int] | None, lengths: list[int] | None, paths: list[str]
+    ) -> None:
+        self.batch, self.lengths = batch, lengths
+        self.per_module: dict[str, int] | None = None
+        if isinstance(seq_len, Mapping):
+            if lengths is not None:
+                raise InvalidSettingsError("give either lengths= (a packed batch) or seq_len=, not both")
+            self.per_module = _per_module_lengths(batch, seq_len, paths)
+            self.seq_len: int | None = None
+            self.tokens: int | None = None
+        else:
+            self.seq_len = seq_len
+            self.tokens = tokens(batch, seq_len, lengths)  # validates the arguments
         rows = len(lengths) if lengths is not None else batch
         assert rows is not None  # tokens() accepted the arguments
         self.rows: int = rows
 
+    def length_of(self, path: str) -> int | None:
+        """The sequence length of the module at ``path`` (None: no length given for it)."""
+        if self.per_module is None:
+            return self.seq_len
+        node = path
+        while True:
+            if node in self.per_module:
+                return self.per_module[node]
+            if not node:
+                return None
+            node = node.rpartition(".")[0]
+
     def figures(self, entry: RecurrentEntry, module: nn.Module) -> RecurrentEntry:
         """``entry`` with its compute, returned-state and saved-for-backward figures for this batch."""
+        seq_len = self.length_of(entry.name)
+        if self.lengths is None and seq_len is None:
+            return entry
+        n_tokens = tokens(self.batch, seq_len, self.lengths)
         dtype: str | None = _activation_dtype(module)
         if dtype not in ITEMSIZE:  # a dtype no recurrent kernel computes in (float8, say): elements only
             dtype = None
         saved = None
-        if dtype is not None and _runs_torch_recurrence(module):
+        packed_cell = entry.spec.is_cell and self.lengths is not None  # a loop over a packed batch is the caller's
+        if dtype is not None and _runs_torch_recurrence(module) and not packed_cell:
             saved = saved_activations(
                 entry.spec,
                 self.batch,
-                self.seq_len,
+                seq_len,
                 self.lengths,
                 batch_first=entry.batch_first,
                 dropout=entry.dropout,
@@ -182,10 +230,27 @@ class _BatchShape:
             )
         return dataclasses.replace(
             entry,
-            compute=compute(entry.spec, self.tokens),
-            state=state_memory(entry.spec, self.rows, self.tokens, dtype),
+            compute=compute(entry.spec, n_tokens),
+            state=state_memory(entry.spec, self.rows, n_tokens, dtype),
             saved=saved,
         )
+
+
+def _per_module_lengths(batch: int | None, seq_len: Mapping[str, int], paths: list[str]) -> dict[str, int]:
+    """``seq_len``'s paths checked against the model's (a typo names the closest) and its lengths validated."""
+    known = set(paths)
+    out: dict[str, int] = {}
+    for path, length in seq_len.items():
+        if not isinstance(path, str) or path not in known:
+            close = difflib.get_close_matches(str(path), paths, n=3, cutoff=0.5)
+            hint = f"; closest: {', '.join(repr(c) for c in close)}" if close else ""
+            raise InvalidSettingsError(f"seq_len names no module at {path!r}{hint}")
+        try:
+            tokens(batch, length)
+        except InvalidSettingsError as exc:
+            raise InvalidSettingsError(f"seq_len[{path!r}]: {exc}") from None
+        out[path] = length
+    return out
 
 
 def _runs_torch_recurrence(module: nn.Module) -> bool:
@@ -214,13 +279,14 @@ def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: 
     modules, paths, depths = tree.modules, tree.paths, tree.depths
     recurrent = _detect_all(tree, registry)
     counts = tally(tree, {i: f for i, (_, f) in recurrent.items()})
+    types = _type_names(modules)
     entries = [
-        _entry(tree, i, detected, f, counts.params[i], i in counts.exact) for i, (detected, f) in recurrent.items()
+        _entry(tree, i, detected, f, counts.params[i], i in counts.exact, types[i])
+        for i, (detected, f) in recurrent.items()
     ]
     if batch_shape is not None:
         entries = [batch_shape.figures(e, modules[i]) for e, i in zip(entries, recurrent, strict=True)]
     sub, sub_train, sub_lazy = counts.params, counts.trainable, counts.lazy
-    types = [type(m).__name__ for m in modules]
     is_recurrent = [i in recurrent for i in range(len(tree))]
     make_row = ModuleRow._make  # tuple.__new__ on ready tuples: no per-row Python-level __new__
     rows = tuple(map(make_row, zip(paths, types, depths, sub, sub_train, sub_lazy, is_recurrent, strict=True)))
@@ -232,7 +298,7 @@ def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: 
     )
     total, trainable = sub[0], sub_train[0]
     return Report(
-        model_type=type(modules[0]).__name__,
+        model_type=types[0],
         total_params=total,
         trainable_params=trainable,
         non_trainable_params=total - trainable,
@@ -249,7 +315,65 @@ def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: 
         max_depth=max_depth,
         tokens=None if batch_shape is None else batch_shape.tokens,
         wrappers=tuple(f"{path}: {label}" if path else label for path, label in tree.wrappers),
+        own=_own(tree, counts.direct, counts.direct_trainable, counts.shared_names),
+        pruned=tuple(
+            PrunedTensor(f"{paths[p.node]}.{p.name}" if paths[p.node] else p.name, p.params, p.kept)
+            for p in pruned_tensors(tree)
+        ),
+        batch=None if batch_shape is None else batch_shape.batch,
+        seq_len=None
+        if batch_shape is None
+        else (batch_shape.seq_len if batch_shape.per_module is None else dict(batch_shape.per_module)),
     )
+
+
+def _own(
+    tree: Tree, direct: list[int], direct_trainable: list[int], shared: list[tuple[list[str], torch.Tensor]]
+) -> tuple[OwnParams, ...]:
+    """Per module that registers parameters itself: their names and counts (a shared tensor at its first site)."""
+    elsewhere = {name for names, _ in shared for name in names[1:]}  # registrations counted at an earlier site
+    out = []
+    for i in compress(range(len(direct)), direct):
+        path = tree.paths[i]
+        names = tuple(n for n, p in tree.modules[i]._parameters.items() if p is not None)
+        if elsewhere:
+            names = tuple(n for n in names if (f"{path}.{n}" if path else n) not in elsewhere)
+        out.append(OwnParams(path, names, direct[i], direct_trainable[i]))
+    return tuple(out)
+
+
+def _type_names(modules: list[nn.Module]) -> list[str]:
+    """Each module's class as a reader knows it.
+
+    A scripted module is shown by the class it was compiled from (``LSTM (scripted)``,
+    not ``RecursiveScriptModule``); a name that two classes of the model share is
+    shown by its full module path (``speechbrain.nnet.RNN.LSTM`` beside ``LSTM``).
+    """
+    by_class: dict[type, tuple[str, str]] = {}
+    keyed: list[tuple[str, str]] = []
+    for module in modules:
+        cls = type(module)
+        key = by_class.get(cls)
+        if key is None:
+            if issubclass(cls, RecursiveScriptModule):
+                assert isinstance(module, RecursiveScriptModule)
+                key = _scripted_name(module)
+            else:
+                key = by_class[cls] = (cls.__name__, f"{cls.__module__}.{cls.__qualname__}")
+        keyed.append(key)
+    classes: dict[str, set[str]] = {}
+    for short, full in set(keyed):
+        classes.setdefault(short, set()).add(full)
+    if all(len(v) == 1 for v in classes.values()):
+        return [short for short, _ in keyed]
+    return [full if len(classes[short]) > 1 else short for short, full in keyed]
+
+
+def _scripted_name(module: RecursiveScriptModule) -> tuple[str, str]:
+    """(short, full) name of the class a scripted module was compiled from."""
+    qualified = scripted_type(module)
+    short = str(getattr(module, "original_name", qualified.rpartition(".")[2]))
+    return f"{short} (scripted)", f"{qualified} (scripted)"
 
 
 def _numel_or_none(tensor: torch.Tensor) -> int | None:

@@ -37,6 +37,8 @@ class Tally:
     buffer_count: int = 0  # unique buffers, lazy ones included
     buffer_elements: int = 0
     buffer_bytes: int = 0
+    direct: list[int] = field(default_factory=list)  # per node: what it registers itself (a shared tensor: first site)
+    direct_trainable: list[int] = field(default_factory=list)
 
 
 _metadata = attrgetter("shape", "requires_grad", "dtype")
@@ -164,6 +166,7 @@ def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
                         tensors[id(p)] = p
                         first.setdefault(id(p), node_of[id(p)])
                         sites.setdefault(id(p), []).append(alias.parent)
+    result.direct, result.direct_trainable = result.params, result.trainable  # _sum_subtrees makes new lists
     _sum_subtrees(tree, result, first, sites, tensors)
     return result
 

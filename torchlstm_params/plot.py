@@ -1,0 +1,218 @@
+"""Where the parameters live, as a picture: the module tree as an interactive treemap or icicle.
+
+:func:`nodes` lays the tree out as plain data (ids, parents, labels, values), with no plotting
+library involved, so that its numbers can be checked against the report; :func:`figure` hands
+them to plotly (the ``plot`` extra, imported only here); :func:`write` saves the figure as a
+self-contained HTML page (plotly.js embedded: it opens offline, no CDN) or, with kaleido, as an
+SVG/PNG/PDF for papers.
+
+Values are exact and add up: a box holds the parameters of its subtree, a tensor shared by
+several modules counted once, at its first registration (so the root is ``total_params``).
+Parameters a module holds beside its children get an "(own)" box. Alike siblings are folded
+into one box (``blocks.0–39 ×40``) whose value covers all of them, as in the text tables.
+Below ``max_depth`` a subtree is one box. Recurrent modules whose tensors are exactly their
+formula's are opened down to layer, direction and tensor role (``weight_ih``, ``weight_hh``,
+``bias_ih``, ``bias_hh``, ``weight_hr``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import InvalidSettingsError, TorchLstmParamsError
+from .fold import Line, module_lines
+from .render import DEFAULT_DEPTH, format_count
+
+if TYPE_CHECKING:
+    from .results import OwnParams, RecurrentEntry, Report
+
+__all__ = ["MAX_NODES", "Nodes", "figure", "nodes", "write"]
+
+#: At most this many boxes: past it, ``nodes`` aggregates one level higher until the tree fits.
+MAX_NODES = 4000
+_KINDS = ("treemap", "icicle")
+
+
+@dataclass(frozen=True, slots=True)
+class Nodes:
+    """The picture as plain data, one entry per box (plotly's ``ids``/``parents``/``labels``/``values``)."""
+
+    ids: tuple[str, ...]
+    parents: tuple[str, ...]  # "" for the root
+    labels: tuple[str, ...]
+    values: tuple[int, ...]  # parameters in the box; a parent's value is the sum of its children's
+    hover: tuple[str, ...]
+    max_depth: int | None  # the module depth the tree was aggregated at
+
+
+def _first_site_sums(report: Report) -> dict[str, int]:
+    """Per module path: parameters of its subtree, a shared tensor counted at its first registration only."""
+    sums: dict[str, int] = {}
+    for own in report.own:
+        path = own.path
+        while True:
+            sums[path] = sums.get(path, 0) + own.params
+            if not path:
+                break
+            path = path.rpartition(".")[0]
+    return sums
+
+
+def nodes(report: Report, *, max_depth: int | None = DEFAULT_DEPTH, fold: bool = True) -> Nodes:
+    """The boxes of the picture for ``report`` (see the module notes): exact values that add up.
+
+    ``max_depth`` aggregates every subtree below it into one box (``None``: none), and is lowered
+    further while more than :data:`MAX_NODES` boxes would remain.
+    """
+    if max_depth is not None and (isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 0):
+        raise InvalidSettingsError(f"max_depth must be None or an int >= 0, got: {max_depth!r}")
+    sums = _first_site_sums(report)
+    depth = max_depth
+    while True:
+        lines, _ = module_lines(report, depth, fold)
+        if len(lines) <= MAX_NODES or depth == 0:
+            break
+        deepest = max(line.depth for line in lines)
+        depth = max(0, (deepest if depth is None else depth) - 1)
+    entries = {e.name: e for e in report.recurrent}
+    own = {o.path: o for o in report.own}
+    total = report.total_params
+    kept: list[tuple[Line, str, str, int]] = []  # (line, its box id, its parent's, value)
+    stack: list[tuple[int, str]] = []  # (depth, id) of the module lines above
+    for line in lines:
+        while stack and stack[-1][0] >= line.depth:
+            stack.pop()
+        parent = stack[-1][1] if stack else ""
+        node_id = _node_id(line)
+        value = (own[line.path].params if line.own else sums.get(line.path, 0)) * line.count
+        if value == 0 and line.depth > 0:
+            continue  # nothing to draw (a Dropout, an activation); its subtree holds nothing either
+        kept.append((line, node_id, parent, value))
+        if not line.own:
+            stack.append((line.depth, node_id))
+    has_children = {parent for _, _, parent, _ in kept}
+    rows: list[tuple[str, str, str, int, str]] = []
+    for line, node_id, parent, value in kept:
+        rows.append((node_id, parent, _label(line), value, _hover(line, value, total)))
+        entry = None if line.own or node_id in has_children else entries.get(line.path)
+        if entry is not None and _exact(entry, own, sums):
+            rows.extend(_opened(entry, line.count, node_id))
+    ids, parents, labels, values, hover = zip(*rows, strict=True)
+    return Nodes(ids, parents, labels, values, hover, depth)
+
+
+def _exact(entry: RecurrentEntry, own: dict[str, OwnParams], sums: dict[str, int]) -> bool:
+    """Whether the module's subtree is exactly its formula's tensors (then they are drawn by role)."""
+    held = own[entry.name].params if entry.name in own else 0
+    return (
+        not entry.findings
+        and not entry.explanations
+        and entry.packed is None
+        and held == entry.formula_params == sums.get(entry.name, 0)
+    )
+
+
+def _opened(entry: RecurrentEntry, count: int, parent: str) -> list[tuple[str, str, str, int, str]]:
+    """Boxes for a recurrent module's layers, directions and tensor roles (``count`` alike modules)."""
+    out: list[tuple[str, str, str, int, str]] = []
+    for layer in entry.formula.layers:
+        layer_id = f"{parent}/layer {layer.layer}"
+        if layer.direction == "forward":
+            value = sum(x.params for x in entry.formula.layers if x.layer == layer.layer) * count
+            out.append((layer_id, parent, f"layer {layer.layer}", value, f"{parent}: layer {layer.layer}, {value:,}"))
+        direction_id = f"{layer_id}/{layer.direction}"
+        value = layer.params * count
+        out.append((direction_id, layer_id, layer.direction, value, f"{parent}: {layer.direction}, {value:,}"))
+        for t in layer.tensors:
+            shape = "×".join(map(str, t.shape))
+            each = f" ×{count:,}" if count > 1 else ""
+            hover = f"{parent}.{t.name} ({shape}){each}: {t.numel * count:,}"
+            out.append((f"{direction_id}/{t.role}", direction_id, t.role, t.numel * count, hover))
+    return out
+
+
+def _node_id(line: Line) -> str:
+    return line.label or "(root)"
+
+
+def _path_of(node_id: str) -> str:
+    return "" if node_id == "(root)" else node_id
+
+
+def _label(line: Line) -> str:
+    if line.own:
+        return "(own)"
+    name = line.label.rsplit(".", 1)[-1] if line.label else line.type
+    name += f" ×{line.count:,}" if line.count > 1 else ""
+    return f"{name}<br>{line.type}" if line.label else name
+
+
+def _hover(line: Line, value: int, total: int) -> str:
+    share = f"{100 * value / total:.1f}%" if total else "—"
+    where = line.label or "(root)"
+    if line.own:
+        return f"{where}<br>held by the module itself: {line.type}<br>{value:,} params ({share})"
+    each = f"<br>×{line.count:,}, {value // line.count:,} each" if line.count > 1 else ""
+    return f"{where} ({line.type})<br>{value:,} params ({format_count(value)}, {share}){each}"
+
+
+def figure(
+    report: Report,
+    *,
+    kind: str = "treemap",
+    max_depth: int | None = DEFAULT_DEPTH,
+    fold: bool = True,
+    title: str | None = None,
+) -> Any:
+    """A plotly figure of ``report`` (``kind``: ``treemap`` or ``icicle``); needs plotly (the ``plot`` extra)."""
+    if kind not in _KINDS:
+        raise InvalidSettingsError(f"kind must be one of {', '.join(_KINDS)}, got: {kind!r}")
+    try:
+        import plotly.graph_objects as go
+    except ImportError:
+        raise TorchLstmParamsError(
+            "plotting needs plotly: pip install 'torchlstm_params[plot]'"
+        ) from None
+    data = nodes(report, max_depth=max_depth, fold=fold)
+    trace = {
+        "ids": list(data.ids),
+        "parents": list(data.parents),
+        "labels": list(data.labels),
+        "values": list(data.values),
+        "customdata": list(data.hover),
+        "branchvalues": "total",
+        "hovertemplate": "%{customdata}<extra></extra>",
+        "textinfo": "label+value+percent root",
+        "maxdepth": 4,
+    }
+    trace_type = go.Treemap if kind == "treemap" else go.Icicle
+    fig = go.Figure(trace_type(**trace))
+    depth = "all depths" if data.max_depth is None else f"aggregated below depth {data.max_depth}"
+    heading = title or f"{report.model_type}: {report.total_params:,} parameters ({format_count(report.total_params)})"
+    fig.update_layout(
+        title={"text": f"{heading}<br><sup>{depth}; a shared tensor counted once, where first registered</sup>"},
+        margin={"t": 70, "l": 10, "r": 10, "b": 10},
+    )
+    return fig
+
+
+def write(fig: Any, path: str | Path) -> Path:
+    """Save ``fig``: ``.html`` self-contained (plotly.js inside, opens offline); ``.svg``/``.png``/``.pdf`` need kaleido."""
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix in (".html", ".htm"):
+        fig.write_html(target, include_plotlyjs=True, full_html=True)
+        return target
+    if suffix in (".svg", ".png", ".pdf"):
+        try:
+            import kaleido  # noqa: F401
+        except ImportError:
+            raise TorchLstmParamsError(
+                f"writing {suffix} needs kaleido (pip install kaleido; it drives a Chrome or Chromium it finds); "
+                "an .html file needs nothing more"
+            ) from None
+        fig.write_image(target)
+        return target
+    raise InvalidSettingsError(f"a plot is written as .html, .svg, .png or .pdf, got: {str(path)!r}")

@@ -1,0 +1,52 @@
+"""Tensors pruned with ``torch.nn.utils.prune``: their full size and what their masks keep.
+
+``prune`` replaces a parameter ``weight`` by ``weight_orig`` (a Parameter, full size) and a
+buffer ``weight_mask``, and recomputes ``weight = weight_orig * weight_mask`` in a forward
+pre-hook. ``parameters()`` therefore still counts every element; the effective count is the
+number of non-zero mask entries. Finding the pruned tensors reads only the hooks; counting the
+kept entries reads the mask's values, which is skipped on the ``meta`` device (no values there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn.utils.prune import BasePruningMethod
+
+from .walk import Tree
+
+__all__ = ["Pruned", "pruned_tensors"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """One pruned tensor: ``node`` and ``name`` (``weight``), its elements and the mask's non-zero entries."""
+
+    node: int
+    name: str
+    params: int
+    kept: int | None  # None where the mask has no values to read (meta device)
+
+
+def pruned_tensors(tree: Tree) -> list[Pruned]:
+    """Every tensor of ``tree`` under a ``torch.nn.utils.prune`` method, in walk order."""
+    out: list[Pruned] = []
+    for i, module in enumerate(tree.modules):
+        hooks = module._forward_pre_hooks
+        if not hooks:
+            continue
+        for hook in hooks.values():
+            if not isinstance(hook, BasePruningMethod):
+                continue
+            name = hook._tensor_name
+            orig = module._parameters.get(f"{name}_orig")
+            mask = module._buffers.get(f"{name}_mask")
+            if orig is None or mask is None:
+                continue
+            kept = None
+            if not mask.is_meta:
+                with torch.no_grad():
+                    kept = int(torch.count_nonzero(mask))
+            out.append(Pruned(i, name, orig.numel(), kept))
+    return out
