@@ -35,3 +35,12 @@ def test_bench_peers_smoke(capsys: pytest.CaptureFixture[str]):
     assert "| 5c. tied-weight LM | torchlstm_params |" in text
     rows = [line for line in text.splitlines() if "| torchlstm_params |" in line]
     assert len(rows) == 8 and all(line.endswith("| yes |") for line in rows)  # our totals equal the truth
+
+
+def test_bench_plot_smoke(capsys: pytest.CaptureFixture[str]):
+    pytest.importorskip("plotly", reason="the plot extra (plotly) is not installed")
+    from benchmarks import bench_plot
+
+    bench_plot.main(["--modules", "51", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "51 modules" in out and "report.plot(html) median" in out

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from tests.helpers import KERAS_NUMPY2_WARNING, WALK_COUNTED_PARAMS
+from tests.helpers import KERAS_NUMPY2_WARNING, WALK_COUNTED_PARAMS, cell, flat
 from tests.helpers import run_cli as run
+from torchlstm_params.cli import main
 
 
 def test_expression_prints_summary(capsys):
@@ -226,3 +227,34 @@ def test_check_optimizer_and_batch_walk_the_model_once(capsys, tmp_path):
     assert f"Total params: {WALK_COUNTED_PARAMS:,}" in out
     assert f"weights {4 * WALK_COUNTED_PARAMS:,} B" in out and "training memory with adam" in out
     assert log.read_text(encoding="utf-8").splitlines() == ["walk.py:walk"]
+
+
+def test_depth_fold_and_color_flags(capsys):
+    code, out, _ = run(capsys, "tests.helpers:block_stack")
+    assert code == 0 and "blocks.0–39 ×40" in out and "blocks.0–39.rnn" in out and len(out.splitlines()) < 60
+    code, out, _ = run(capsys, "tests.helpers:block_stack", "--depth", "all", "--no-fold")
+    assert "blocks.39.ff.2 " in out and "×40" not in out
+    code, out, _ = run(capsys, "tests.helpers:block_stack", "--depth", "1")
+    assert "blocks.0" not in out.split("\n\n")[0] and "40 more recurrent modules below depth 1" in flat(out)
+    code, out, _ = run(capsys, "GRU(3, 4)", "--color", "always")
+    assert "\x1b[32mok\x1b[0m" in out
+    code, out, _ = run(capsys, "GRU(3, 4)", "--color", "never")
+    assert "\x1b[" not in out
+
+
+def test_per_module_seq_len(capsys):
+    argv = ["tests.helpers:speech_recognizer", "--batch", "8", "--seq-len", "encoder=50,decoder=12"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    assert cell(out, "Tokens", "encoder") == "400" and cell(out, "Tokens", "decoder.cell") == "96†"
+    # By hand: a step of the 4-layer bidirectional projected LSTM, 2 directions x (4h(in+r) + p·h) per layer.
+    step = 2 * (4 * 768 * (512 + 256) + 256 * 768) * 4
+    assert cell(out, "Fwd MACs", "encoder") == f"{step * 400:,}"
+    code, out, _ = run(capsys, *argv[:-1], "200,decoder=12", "--format", "json")
+    data = json.loads(out)
+    assert data["seq_len"] == {"": 200, "decoder": 12}
+    assert [e["compute"]["tokens"] for e in data["recurrent"]] == [1600, 96]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["GRU(3, 4)", "--batch", "2", "--seq-len", "encoder=x"])
+    assert exit_info.value.code == 2
+    assert "expected an int or 'path=int,...'" in capsys.readouterr().err

@@ -22,7 +22,7 @@ class SpeechModel(nn.Module):
         self.embed.weight.requires_grad_(False)
 
 
-def broken_model() -> nn.Module:
+def broken_model() -> nn.Sequential:
     model = nn.Sequential(nn.RNN(3, 4, nonlinearity="relu"), nn.Linear(4, 4))
     model[0].weight_ih_l0 = nn.Parameter(torch.zeros(4, 2))
     del model[0]._parameters["bias_hh_l0"]
@@ -62,9 +62,9 @@ def test_mismatch_breakdown_shows_the_tensors_and_marks_the_wrong_cells():
     text = str(summarize(model))
     rnn = model[0]
     # What the module holds, read from torch; the formula's size (by hand: h*in = 4*3, h = 4) in brackets.
-    assert cell(text, "weight_ih", "0") == f"{rnn.weight_ih_l0.numel():,} ✗ (12)"
+    assert cell(text, "weight_ih", "0") == f"{rnn.get_parameter('weight_ih_l0').numel():,} ✗ (12)"
     assert cell(text, "bias_hh", "0") == "absent ✗ (4)"
-    assert cell(text, "weight_hh", "0") == f"{rnn.weight_hh_l0.numel():,}"
+    assert cell(text, "weight_hh", "0") == f"{rnn.get_parameter('weight_hh_l0').numel():,}"
     assert cell(text, "Total", "0") == f"{numel(rnn):,} ✗ (36)"
     assert "MISMATCH at '0' (RNN): formula 36, tensors 28" in text  # the path is quoted, not read as a count
     assert "weight_hr" not in text  # nothing is projected: no weight_hr column
@@ -101,10 +101,10 @@ def test_the_364_module_model_fits_a_screen_and_nothing_is_lost():
     report = summarize(model)
     text = str(report)
     assert len(text.splitlines()) < 60
-    each = numel(model.blocks[0])
+    each = numel(model.get_submodule("blocks.0"))
     assert cell(text, "Params", "blocks.0–39 ×40") == f"{40 * each:,} ({each:,} each)"
     assert cell(text, "%", "blocks.0–39 ×40") == f"{100 * 40 * each / numel(model):.1f}%"
-    rnn = model.blocks[0].rnn
+    rnn = model.get_submodule("blocks.0.rnn")
     assert cell(text, "Tensors", "blocks.0–39.rnn ×40") == f"{numel(rnn):,}"
     assert f"Total params: {numel(model):,} (≈{numel(model) / 1e6:.1f} M)" in text
     # Everything is still there: in to_dict(), and in the text when asked.
@@ -121,7 +121,7 @@ def test_max_depth_limits_every_section_and_a_mismatch_is_always_listed():
     assert "blocks.0" not in text.split("more module")[0]
     assert "40 more recurrent modules below depth 1: 40 ok" in flat(text)
     broken = nn.Sequential(nn.Sequential(nn.GRU(3, 4), nn.GRU(3, 4)))
-    broken[0][1].weight_hh_l0 = nn.Parameter(torch.zeros(12, 5))
+    broken.get_submodule("0.1").weight_hh_l0 = nn.Parameter(torch.zeros(12, 5))
     text = summarize(broken).render(max_depth=0)
     assert cell(text, "Status", "0.1") == "mismatch" and "1 more recurrent module below depth 0: 1 ok" in flat(text)
     assert "MISMATCH at '0.1' (GRU)" in text

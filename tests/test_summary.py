@@ -6,6 +6,7 @@ import copy
 import functools
 import gc
 import json
+import re
 
 import pytest
 import torch
@@ -360,3 +361,71 @@ def test_eight_threads_summarize_at_once_and_agree_with_one(caller_gc: bool):
             gc.enable()
     for (_, want), got in zip(picks, results, strict=True):
         assert got == [want] * 5
+
+
+def test_scripted_modules_show_their_original_class():
+    with pytest.warns(DeprecationWarning, match="torch.jit.script` is deprecated"):
+        scripted = torch.jit.script(nn.Sequential(nn.Linear(3, 4), nn.LSTM(4, 5)))
+    report = summarize(scripted)
+    assert [row.type for row in report.rows] == ["Sequential (scripted)", "Linear (scripted)", "LSTM (scripted)"]
+    assert report.model_type == "Sequential (scripted)" and report.recurrent[0].type == "LSTM (scripted)"
+
+
+class LSTM(nn.Module):  # a wrapper that shares torch's class name, as speechbrain's does
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(3, 4)
+
+
+def test_a_class_name_two_classes_share_is_shown_with_its_module_path():
+    report = summarize(nn.Sequential(LSTM(), nn.Linear(4, 4)))
+    types = {row.name: row.type for row in report.rows}
+    assert types == {
+        "": "Sequential",
+        "0": f"{__name__}.LSTM",
+        "0.rnn": "torch.nn.modules.rnn.LSTM",
+        "1": "Linear",
+    }
+    assert report.recurrent[0].type == "torch.nn.modules.rnn.LSTM"
+    assert [row.type for row in summarize(nn.Sequential(nn.LSTM(3, 4))).rows] == ["Sequential", "LSTM"]
+
+
+class Seq2SeqLengths(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Conv1d(8, 8, 3, stride=4), nn.LSTM(8, 16, bidirectional=True))
+        self.decoder = nn.LSTMCell(8, 16)
+        self.tagger = nn.GRU(8, 4)
+
+
+def test_per_module_sequence_lengths():
+    model = Seq2SeqLengths()
+    report = summarize(model, batch=3, seq_len={"encoder": 50, "decoder": 10})
+    encoder, decoder, tagger = report.recurrent
+    # By hand: a bidirectional LSTM step is 2·4h(in+h) MACs, a cell step 4h(in+h); tokens = batch x length.
+    assert encoder.compute is not None and encoder.compute.tokens == 150
+    assert encoder.compute.forward_macs == 2 * 4 * 16 * (8 + 16) * 150
+    assert decoder.compute is not None and decoder.compute.forward_macs == 4 * 16 * (8 + 16) * 30
+    assert decoder.state is not None and decoder.state.output == 30 * 16  # h at every one of the 10 steps
+    assert tagger.compute is None and tagger.saved is None  # no length covers it
+    assert report.seq_len == {"encoder": 50, "decoder": 10} and report.tokens is None
+    text = " ".join(str(report).split())
+    assert "Not costed (no seq_len given for them): 'tagger'." in text
+    assert "a cell, assumed to take one step per token" in text
+    every = summarize(model, batch=3, seq_len={"": 20, "decoder": 10})
+    assert [e.compute.tokens for e in every.recurrent if e.compute is not None] == [60, 30, 60]
+    json.dumps(report.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("seq_len", "message"),
+    [
+        ({"encodr": 5}, "seq_len names no module at 'encodr'; closest: 'encoder'"),
+        ({"encoder": 0}, "seq_len['encoder']: seq_len must be an int >= 1, got: 0"),
+    ],
+)
+def test_per_module_sequence_lengths_are_checked(seq_len, message):
+    with pytest.raises(InvalidSettingsError, match=re.escape(message)):
+        summarize(Seq2SeqLengths(), batch=2, seq_len=seq_len)
+    with pytest.raises(InvalidSettingsError, match=r"either lengths= .* or seq_len=, not both"):
+        summarize(Seq2SeqLengths(), seq_len={"encoder": 3}, lengths=[3, 2])

@@ -23,6 +23,7 @@ from torch import nn
 
 from . import __version__
 from .checkpoint import build_model, read_checkpoint
+from .display import use_color
 from .errors import TorchLstmParamsError
 from .file_render import keras_file_csv, onnx_file_csv, render_keras_file, render_onnx_file
 from .formulas import count_params
@@ -122,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _depth(text: str) -> int | None | str:
+def _depth(text: str) -> int | str | None:
     if text == "all":
         return None
     if text == "auto":

@@ -26,7 +26,15 @@ from .errors import InvalidSettingsError
 from .formulas import RUN_SETTINGS, SETTINGS, SPEC_SETTINGS, TORCH_ATTRIBUTES, RNNSpec, make_spec
 from .registry import Recognizer, Registry, TensorMap
 
-__all__ = ["TORCH_RECURRENT_CLASSES", "Detected", "Memo", "detect", "may_be_recurrent", "scripted_kind", "scripted_type"]
+__all__ = [
+    "TORCH_RECURRENT_CLASSES",
+    "Detected",
+    "Memo",
+    "detect",
+    "may_be_recurrent",
+    "scripted_kind",
+    "scripted_type",
+]
 
 
 @dataclass(frozen=True, slots=True)

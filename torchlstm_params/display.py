@@ -32,10 +32,9 @@ def short_repr(report: Report) -> str:
         statuses: dict[str, int] = {}
         for e in report.recurrent:
             statuses[e.status] = statuses.get(e.status, 0) + 1
+        states = ", ".join(f"{n:,} {s}" for s, n in statuses.items())
         if len(statuses) == 1:
             states = next(iter(statuses))
-        else:
-            states = ", ".join(f"{n:,} {s}" for s, n in statuses.items())
         parts.append(f"{len(report.recurrent):,} recurrent: {states}")
     else:
         parts.append("no recurrent modules")

@@ -68,7 +68,9 @@ def _join(prefix: str, name: str) -> str:
 class _Tree:
     """The report's rows as a tree: children per row, and a signature per row that alike subtrees share."""
 
-    def __init__(self, rows: Sequence[ModuleRow], recurrent: Sequence[RecurrentEntry], own: Sequence[OwnParams]):
+    def __init__(
+        self, rows: Sequence[ModuleRow], recurrent: Sequence[RecurrentEntry], own: Sequence[OwnParams], fold: bool
+    ) -> None:
         self.rows = rows
         n = len(rows)
         self.children: list[list[int]] = [[] for _ in range(n)]
@@ -79,11 +81,16 @@ class _Tree:
             if stack:
                 self.children[stack[-1]].append(i)
             stack.append(i)
-        settings = {e.name: (e.spec, e.status, e.tensor_params, e.dropout, e.batch_first) for e in recurrent}
         self.own = {o.path: o for o in own}
+        self.signature = list(range(n))  # without folding, no two rows are alike
+        if fold:
+            self._sign(recurrent)
+
+    def _sign(self, recurrent: Sequence[RecurrentEntry]) -> None:
+        rows = self.rows
+        settings = {e.name: (e.spec, e.status, e.tensor_params, e.dropout, e.batch_first) for e in recurrent}
         interned: dict[tuple[object, ...], int] = {}
-        self.signature = [0] * n
-        for i in range(n - 1, -1, -1):
+        for i in range(len(rows) - 1, -1, -1):
             row = rows[i]
             own_here = self.own.get(row.name)
             key = (
@@ -122,7 +129,7 @@ def module_lines(report: Report, max_depth: int | None, fold: bool = True) -> tu
     rows = report.rows
     if not rows:
         return [], 0
-    tree = _Tree(rows, report.recurrent, report.own)
+    tree = _Tree(rows, report.recurrent, report.own, fold)
     lines: list[Line] = []
     hidden = 0
     # (row index, its label, modules it stands for, how many alike siblings were folded into it)
@@ -155,7 +162,6 @@ def module_lines(report: Report, max_depth: int | None, fold: bool = True) -> tu
                 )
             )
         for members in reversed(children):
-            first = rows[members[0]]
             names = [rows[c].name.rpartition(".")[2] for c in members]
             child_label = _join(label, names[0] if len(members) == 1 else _run_label(names))
             stack.append((members[0], child_label, count, len(members)))

@@ -17,21 +17,26 @@ formula's are opened down to layer, direction and tensor role (``weight_ih``, ``
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidSettingsError, TorchLstmParamsError
 from .fold import Line, module_lines
-from .render import DEFAULT_DEPTH, format_count
+from .render import format_count
 
 if TYPE_CHECKING:
     from .results import OwnParams, RecurrentEntry, Report
 
-__all__ = ["MAX_NODES", "Nodes", "figure", "nodes", "write"]
+__all__ = ["DEPTH", "MAX_CHILDREN", "MAX_NODES", "Nodes", "figure", "nodes", "write"]
 
-#: At most this many boxes: past it, ``nodes`` aggregates one level higher until the tree fits.
+#: Module depth below which a subtree is one box, by default (zooming in shows what lies below).
+DEPTH = 4
+#: At most this many module boxes: past it, ``nodes`` aggregates one level higher until the tree fits.
 MAX_NODES = 4000
+#: At most this many boxes under one parent: the smallest of the others are drawn as one "more" box.
+MAX_CHILDREN = 100
 _KINDS = ("treemap", "icicle")
 
 
@@ -60,7 +65,7 @@ def _first_site_sums(report: Report) -> dict[str, int]:
     return sums
 
 
-def nodes(report: Report, *, max_depth: int | None = DEFAULT_DEPTH, fold: bool = True) -> Nodes:
+def nodes(report: Report, *, max_depth: int | None = DEPTH, fold: bool = True) -> Nodes:
     """The boxes of the picture for ``report`` (see the module notes): exact values that add up.
 
     ``max_depth`` aggregates every subtree below it into one box (``None``: none), and is lowered
@@ -69,13 +74,7 @@ def nodes(report: Report, *, max_depth: int | None = DEFAULT_DEPTH, fold: bool =
     if max_depth is not None and (isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 0):
         raise InvalidSettingsError(f"max_depth must be None or an int >= 0, got: {max_depth!r}")
     sums = _first_site_sums(report)
-    depth = max_depth
-    while True:
-        lines, _ = module_lines(report, depth, fold)
-        if len(lines) <= MAX_NODES or depth == 0:
-            break
-        deepest = max(line.depth for line in lines)
-        depth = max(0, (deepest if depth is None else depth) - 1)
+    lines, _ = module_lines(report, max_depth, fold)
     entries = {e.name: e for e in report.recurrent}
     own = {o.path: o for o in report.own}
     total = report.total_params
@@ -92,15 +91,67 @@ def nodes(report: Report, *, max_depth: int | None = DEFAULT_DEPTH, fold: bool =
         kept.append((line, node_id, parent, value))
         if not line.own:
             stack.append((line.depth, node_id))
+    capped, depth = _fit(_cap_children(kept), max_depth)
     has_children = {parent for _, _, parent, _ in kept}
     rows: list[tuple[str, str, str, int, str]] = []
-    for line, node_id, parent, value in kept:
-        rows.append((node_id, parent, _label(line), value, _hover(line, value, total)))
-        entry = None if line.own or node_id in has_children else entries.get(line.path)
+    for box, node_id, parent, value in capped:
+        if box is None:  # the boxes folded into one "more" box
+            more = node_id.rpartition("/")[2]
+            rows.append((node_id, parent, more, value, f"{parent}: {more}, the smallest boxes here, {value:,}"))
+            continue
+        rows.append((node_id, parent, _label(box), value, _hover(box, value, total)))
+        entry = None if box.own or node_id in has_children else entries.get(box.path)
         if entry is not None and _exact(entry, own, sums):
-            rows.extend(_opened(entry, line.count, node_id))
+            rows.extend(_opened(entry, box.count, node_id))
     ids, parents, labels, values, hover = zip(*rows, strict=True)
     return Nodes(ids, parents, labels, values, hover, depth)
+
+
+def _fit(
+    boxes: list[tuple[Line | None, str, str, int]], depth: int | None
+) -> tuple[list[tuple[Line | None, str, str, int]], int | None]:
+    """Module boxes down to the deepest level that keeps them within :data:`MAX_NODES` (a box's value
+    covers its whole subtree, so cutting deeper boxes aggregates them)."""
+    if len(boxes) <= MAX_NODES:
+        return boxes, depth
+    levels: dict[str, int] = {"": -1}
+    per_depth: dict[int, int] = {}
+    for line, node_id, parent, _ in boxes:
+        level = levels[node_id] = line.depth if line is not None and not line.own else levels[parent] + 1
+        per_depth[level] = per_depth.get(level, 0) + 1
+    fitted, shown = 0, per_depth.get(0, 0)
+    while fitted + 1 in per_depth and shown + per_depth[fitted + 1] <= MAX_NODES:
+        fitted += 1
+        shown += per_depth[fitted]
+    return [box for box in boxes if levels[box[1]] <= fitted], fitted
+
+
+def _cap_children(kept: list[tuple[Line, str, str, int]]) -> list[tuple[Line | None, str, str, int]]:
+    """At most :data:`MAX_CHILDREN` boxes under a parent: the largest, and one box for the rest and their subtrees."""
+    children: dict[str, list[tuple[int, str]]] = {}
+    for _, node_id, parent, value in kept:
+        children.setdefault(parent, []).append((value, node_id))
+    merged: dict[str, str] = {}  # dropped id -> its parent
+    others: dict[str, tuple[int, int]] = {}  # parent -> (boxes merged, their value)
+    for parent, boxes in children.items():
+        if len(boxes) <= MAX_CHILDREN:
+            continue
+        ranked = sorted(boxes, key=lambda box: -box[0])
+        rest = ranked[MAX_CHILDREN - 1 :]
+        others[parent] = (len(rest), sum(v for v, _ in rest))
+        merged.update((node_id, parent) for _, node_id in rest)
+    if not merged:
+        return list(kept)
+    out: list[tuple[Line | None, str, str, int]] = []
+    dropped = set(merged)
+    for line, node_id, parent, value in kept:
+        if node_id in dropped or parent in dropped:
+            dropped.add(node_id)
+            continue
+        out.append((line, node_id, parent, value))
+    for parent, (count, value) in others.items():
+        out.append((None, f"{parent}/{count:,} more", parent, value))
+    return out
 
 
 def _exact(entry: RecurrentEntry, own: dict[str, OwnParams], sums: dict[str, int]) -> bool:
@@ -162,7 +213,7 @@ def figure(
     report: Report,
     *,
     kind: str = "treemap",
-    max_depth: int | None = DEFAULT_DEPTH,
+    max_depth: int | None = DEPTH,
     fold: bool = True,
     title: str | None = None,
 ) -> Any:
@@ -172,9 +223,7 @@ def figure(
     try:
         import plotly.graph_objects as go
     except ImportError:
-        raise TorchLstmParamsError(
-            "plotting needs plotly: pip install 'torchlstm_params[plot]'"
-        ) from None
+        raise TorchLstmParamsError("plotting needs plotly: pip install 'torchlstm_params[plot]'") from None
     data = nodes(report, max_depth=max_depth, fold=fold)
     trace = {
         "ids": list(data.ids),
@@ -184,7 +233,7 @@ def figure(
         "customdata": list(data.hover),
         "branchvalues": "total",
         "hovertemplate": "%{customdata}<extra></extra>",
-        "textinfo": "label+value+percent root",
+        "texttemplate": "%{label}<br>%{value:,} (%{percentRoot:.1%})",
         "maxdepth": 4,
     }
     trace_type = go.Treemap if kind == "treemap" else go.Icicle
@@ -198,8 +247,9 @@ def figure(
     return fig
 
 
-def write(fig: Any, path: str | Path) -> Path:
-    """Save ``fig``: ``.html`` self-contained (plotly.js inside, opens offline); ``.svg``/``.png``/``.pdf`` need kaleido."""
+def write(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Save ``fig``: ``.html`` self-contained (plotly.js inside: it opens offline); ``.svg``, ``.png`` and
+    ``.pdf`` need kaleido."""
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix in (".html", ".htm"):

@@ -344,8 +344,12 @@ def _recurrent_parts(
             statuses[e.status] = statuses.get(e.status, 0) + 1
         summary = ", ".join(f"{n:,} {paint(s, s, color)}" for s, n in statuses.items())
         plural = "s" if len(hidden) != 1 else ""
-        line = f"{len(hidden):,} more recurrent module{plural} below depth {limit}: {summary} (a mismatch is always listed)."
-        parts.append(_note(line))
+        parts.append(
+            _note(
+                f"{len(hidden):,} more recurrent module{plural} below depth {limit}: {summary} "
+                "(a mismatch is always listed)."
+            )
+        )
     detailed = [g for g in groups if explain or g.first.findings]
     if detailed:
         parts.append(_breakdown(detailed))
@@ -369,7 +373,8 @@ def _compute_parts(groups: Sequence[RecurrentGroup]) -> list[Part]:
     for group in costed:
         e = group.first
         c, state = e.compute, e.state
-        assert c is not None and state is not None
+        assert c is not None
+        assert state is not None
         saved = "n/a" if e.saved is None else f"{e.saved.bytes:,}"
         if e.saved is not None and e.saved.fused_on_cpu:
             saved += "*"
@@ -604,4 +609,3 @@ def render_report(
     """The whole report as text (see :func:`report_parts` and :meth:`Report.render`)."""
     parts = report_parts(report, keras=keras, explain=explain, max_depth=max_depth, fold=fold, color=color)
     return render_parts(parts, tablefmt)
-

@@ -11,6 +11,7 @@ lazily, inside the call: the only imports that run upward in the layering
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -135,7 +136,9 @@ class RecurrentEntry:
         options += [f"proj_size={s.proj_size}"] if s.proj_size else []
         options += ["bias=False"] if not s.bias else []
         args = ", ".join([str(s.input_size), str(s.hidden_size), *options])
-        return f"RecurrentEntry({self.name or '(root)'!r}: {s.kind}({args}), {self.tensor_params:,} params, {self.status})"
+        return (
+            f"RecurrentEntry({self.name or '(root)'!r}: {s.kind}({args}), {self.tensor_params:,} params, {self.status})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         settings = self.settings
@@ -274,7 +277,7 @@ class Report:
         *,
         keras: bool = False,
         explain: bool = False,
-        max_depth: int | None | Literal["auto"] = "auto",
+        max_depth: int | Literal["auto"] | None = "auto",
         fold: bool = True,
         color: bool = False,
     ) -> str:
@@ -301,8 +304,10 @@ class Report:
         return short_repr(self)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        """IPython's plain-text display: the tables (the short repr inside a container)."""
-        printer.text(repr(self) if cycle else str(self))
+        """IPython's plain-text display: the tables; inside a container (IPython's printer stack holds
+        the container too), the short repr."""
+        nested = len(getattr(printer, "stack", ())) > 1
+        printer.text(repr(self) if cycle or nested else str(self))
 
     def _repr_html_(self) -> str:
         """A notebook's display: the tables as HTML."""
@@ -316,7 +321,7 @@ class Report:
 
         return report_markdown(self)
 
-    def plot(self, path: str | None = None, **options: Any) -> Any:
+    def plot(self, path: str | os.PathLike[str] | None = None, **options: Any) -> Any:
         """Where the parameters live, as an interactive plotly figure; see :func:`torchlstm_params.plot.figure`.
 
         With ``path`` (``.html``, self-contained and offline; ``.svg``/``.png`` need kaleido),

@@ -26,8 +26,8 @@ from .distributed import local_figures_of
 from .errors import InvalidSettingsError, NotAModuleError
 from .estimates import ITEMSIZE, compute, saved_activations, state_memory, tokens
 from .formulas import Formula, formula
-from .registry import Registry, default_registry
 from .pruning import pruned_tensors
+from .registry import Registry, default_registry
 from .results import DtypeUsage, ModuleAlias, ModuleRow, OwnParams, PrunedTensor, RecurrentEntry, Report, SharedTensor
 from .tally import tally
 from .walk import Tree, walk
