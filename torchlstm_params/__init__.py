@@ -30,7 +30,16 @@ from .memory import TrainingMemory, training_memory
 from .onnx_file import OnnxFile, OnnxNode, OnnxTensor, read_onnx_file
 from .packed import PackedStorage
 from .registry import Registry, default_registry, register_recurrent
-from .results import DtypeUsage, ModuleAlias, ModuleRow, RecurrentEntry, Report, SharedTensor
+from .results import (
+    DtypeUsage,
+    ModuleAlias,
+    ModuleRow,
+    OwnParams,
+    PrunedTensor,
+    RecurrentEntry,
+    Report,
+    SharedTensor,
+)
 from .sanity import CODES, check, find_problems, install_sanity_hook
 from .sizing import closest_configs, fit_hidden_size
 from .summary import summarize
@@ -63,7 +72,9 @@ __all__ = [
     "OnnxNode",
     "OnnxTensor",
     "PackedStorage",
+    "OwnParams",
     "Problem",
+    "PrunedTensor",
     "RNNSpec",
     "RecurrentEntry",
     "Registry",

@@ -36,7 +36,16 @@ class ShardedTensor:
 
 @dataclass(frozen=True, slots=True)
 class LocalFigures:
-    """What this rank holds of the model's unique parameters."""
+    """What this rank holds of the model's unique parameters.
+
+    Attributes:
+        rank: this process's rank in the default process group.
+        world_size: the number of ranks.
+        device: the device of this rank's first parameter.
+        local_params: elements held here (a DTensor's local shard; a plain tensor whole).
+        local_bytes: bytes of those elements.
+        sharded: every DTensor, with its global and local shapes and placements.
+    """
 
     rank: int
     world_size: int

@@ -49,7 +49,13 @@ class CheckpointError(TorchLstmParamsError):
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing wrong with a model: a stable code, where, and what was expected and found."""
+    """One thing wrong with a model: a stable code, where, and what was expected and found.
+
+    Attributes:
+        code: the stable code (a key of :data:`torchlstm_params.CODES`), to allow or match by name.
+        path: the module's path (``""`` for the root or the whole model).
+        message: what was expected and what was found.
+    """
 
     code: str
     path: str

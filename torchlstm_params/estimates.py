@@ -163,7 +163,16 @@ def tokens(batch: int | None = None, seq_len: int | None = None, lengths: Sequen
 
 @dataclass(frozen=True, slots=True)
 class Compute:
-    """Compute of one recurrent module for a given number of tokens (see the module conventions)."""
+    """Compute of one recurrent module for a given number of tokens (see the module conventions).
+
+    Attributes:
+        step_macs: matrix-product MACs of one token, all layers and directions (projection included).
+        step_elementwise: elementwise ops of one token.
+        tokens: the sequence elements the figures are for (batch x seq_len, or the sum of packed lengths).
+        forward_macs: ``step_macs * tokens``; ``forward_flops`` is twice it.
+        forward_elementwise: ``step_elementwise * tokens``.
+        training_macs: forward plus backward, taken as ``BACKWARD_FACTOR`` (2) times the forward.
+    """
 
     step_macs: int
     step_elementwise: int
@@ -186,7 +195,14 @@ def compute(spec: RNNSpec, n_tokens: int) -> Compute:
 
 @dataclass(frozen=True, slots=True)
 class StateMemory:
-    """Elements of what a full-sequence module returns for one batch (cells: h and c of one step)."""
+    """Elements of what a module returns for one batch; ``elements`` and ``bytes`` add them up.
+
+    Attributes:
+        output: the output sequence, ``tokens * D * r`` (a cell run once per token: ``h`` at every token).
+        h_n: the final hidden state of every layer and direction, ``num_layers * D * batch * r`` (a cell: 0).
+        c_n: an LSTM's final cell state, ``num_layers * D * batch * h`` (an LSTMCell: the last ``c``; else 0).
+        dtype: the dtype the module computes in, which gives the bytes (``None``: one no kernel computes in).
+    """
 
     output: int  # tokens * D * r (a cell: h')
     h_n: int  # num_layers * D * batch * r
@@ -229,7 +245,19 @@ _CELL_NEXT = {"LSTMCell": 7, "GRUCell": 7, "RNNCell": 1}  # each later call, giv
 
 @dataclass(frozen=True, slots=True)
 class SavedActivations:
-    """Elements autograd keeps for backward in one training forward call (see the module notes)."""
+    """Elements autograd keeps for backward in one training forward call (see the module notes).
+
+    ``elements`` adds the parts up; ``bytes`` multiplies by the dtype's ``itemsize``.
+
+    Attributes:
+        recurrence: gate activations and states of every step, with the zero initial states.
+        layer_inputs: the inputs of layers 1 and above (the layer below's output).
+        dropout_masks: the inter-layer dropout noise (with ``dropout > 0``).
+        input_copies: contiguous copies of a ``batch_first`` input that layer 0 makes.
+        packed_overhang: rows a packed batch's narrowed states keep.
+        dtype: the module's parameter dtype, which its activations share.
+        fused_on_cpu: True where the CPU runs oneDNN instead, which saves a workspace of its own.
+    """
 
     recurrence: int
     layer_inputs: int

@@ -93,6 +93,15 @@ class RNNSpec:
 
     Build it with :func:`make_spec` to have every field validated; the plain
     constructor trusts its caller (the detector has already read ints from torch).
+
+    Attributes:
+        kind: ``LSTM``, ``GRU``, ``RNN_TANH``, ``RNN_RELU``, ``LSTMCell``, ``GRUCell`` or ``RNNCell``.
+        input_size: features of each input element (``in``).
+        hidden_size: features of the hidden state (``h``).
+        num_layers: stacked layers (1 for a cell).
+        bias: whether the layer has bias vectors (PyTorch keeps two per gate group).
+        bidirectional: whether every layer also runs backwards (``D = 2``).
+        proj_size: LSTM projection width (``p``; 0: none); the recurrent width ``r`` is ``p`` when set.
     """
 
     kind: str

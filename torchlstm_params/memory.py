@@ -30,7 +30,15 @@ OPTIMIZER_STATES: Final = {"sgd": 0, "sgd-momentum": 1, "adam": 2, "adamw": 2}
 
 @dataclass(frozen=True, slots=True)
 class TrainingMemory:
-    """Bytes held for training, by part."""
+    """Bytes held for training, by part; ``total`` adds them up.
+
+    Attributes:
+        optimizer: the optimizer the state is counted for (``sgd``, ``sgd-momentum``, ``adam``, ``adamw``).
+        weights: bytes of the parameters themselves.
+        gradients: bytes of one gradient per trainable parameter.
+        optimizer_state: bytes of the optimizer's buffers (momentum, Adam's two moments...).
+        master_weights: bytes of float32 master copies kept for low-precision weights (0 without them).
+    """
 
     optimizer: str
     weights: int

@@ -39,6 +39,16 @@ class ModuleRow(NamedTuple):
     A ``NamedTuple`` rather than a frozen dataclass: one is built per module,
     and ``benchmarks/bench_summarize`` measures it cheaper to build while just
     as immutable.
+
+    Attributes:
+        name: the module's path (``""`` for the root), without rename-only wrappers' prefixes.
+        type: its class as a reader knows it (``LSTM (scripted)``; a full module path where two classes
+            of the model share a name).
+        depth: 0 for the root, 1 for its children, ...
+        params: parameter elements in its subtree, each tensor once.
+        trainable_params: those with ``requires_grad``.
+        uninitialized: lazy tensors in the subtree, not counted in ``params``.
+        recurrent: whether the module itself is a recurrent module (see ``Report.recurrent``).
     """
 
     name: str
@@ -55,6 +65,12 @@ class OwnParams(NamedTuple):
 
     Every module that registers any has one; for a module with children the table shows
     them as an "(own)" row, so that children and "(own)" add up to their parent.
+
+    Attributes:
+        path: the module's path (``""`` for the root).
+        names: the names of the tensors it registers (those counted here).
+        params: their elements.
+        trainable_params: those with ``requires_grad``.
     """
 
     path: str  # the module's path ("" for the root)
@@ -69,6 +85,11 @@ class PrunedTensor:
 
     ``kept`` is the number of non-zero entries of ``name_mask``, read from its values;
     ``None`` on the ``meta`` device, where there are no values to read.
+
+    Attributes:
+        name: the pruned tensor's full path (``fc.weight``; torch holds it as ``fc.weight_orig``).
+        params: its elements, all counted in ``total_params``.
+        kept: the mask's non-zero entries (None: not read, on ``meta``).
     """
 
     name: str  # full path of the pruned tensor ("fc.weight"; it is held as fc.weight_orig)
@@ -85,6 +106,23 @@ class RecurrentEntry:
     :attr:`settings` has them all by name. The formula's figures are in ``formula``
     (``formula.params``, ``formula.layers`` per layer and direction, ``formula.derivation``,
     ``formula.keras_params``); ``to_dict()`` spells every one of them out.
+
+    Attributes:
+        name: the module's path (``""`` for the root).
+        type: its class as a reader knows it (see :class:`ModuleRow`).
+        spec: the settings that fix its parameters (:class:`~torchlstm_params.RNNSpec`).
+        dropout: its dropout between layers.
+        batch_first: whether it takes (batch, seq, feature) inputs.
+        formula: the formula's figures for ``spec``: ``params``, ``layers`` (per layer and direction),
+            ``derivation``, ``keras_params`` and ``keras_derivation``.
+        tensor_params: what ``sum(p.numel() for p in module.parameters())`` says.
+        findings: unexplained differences from the formula (each makes a mismatch).
+        explanations: understood differences (weight_norm, packed weights, extra parameters...).
+        origin: where the class comes from (``torch.nn``, ``torch.jit.script``, a registry entry...).
+        packed: dynamic-quantized storage (None otherwise).
+        compute: MACs for the batch given to ``summarize`` (None without one).
+        state: elements of what forward returns for that batch.
+        saved: what autograd saves for backward in one training call (None where it is not modelled).
     """
 
     name: str  # module path ("" for the root)
@@ -179,7 +217,12 @@ class RecurrentEntry:
 
 @dataclass(frozen=True, slots=True)
 class SharedTensor:
-    """One tensor registered under several names (tied weights); counted once."""
+    """One tensor registered under several names (tied weights); counted once.
+
+    Attributes:
+        names: every name it is registered under, the first (where it is counted) first.
+        numel: its elements (None when uninitialized).
+    """
 
     names: tuple[str, ...]
     numel: int | None  # None when uninitialized
@@ -187,7 +230,12 @@ class SharedTensor:
 
 @dataclass(frozen=True, slots=True)
 class ModuleAlias:
-    """A module registered again under another path; visited once, at ``same_as``."""
+    """A module registered again under another path; visited once, at ``same_as``.
+
+    Attributes:
+        path: the second path.
+        same_as: the path it was visited at.
+    """
 
     path: str
     same_as: str
@@ -195,7 +243,15 @@ class ModuleAlias:
 
 @dataclass(frozen=True, slots=True)
 class DtypeUsage:
-    """Unique parameter elements and bytes of one dtype, and how many of those elements train."""
+    """Unique parameter elements and bytes of one dtype, and how many of those elements train.
+
+    Attributes:
+        dtype: torch's name without the ``torch.`` prefix (``float32``).
+        params: unique elements of that dtype.
+        bytes: their bytes.
+        trainable_params: those with ``requires_grad``.
+        itemsize: bytes per element.
+    """
 
     dtype: str
     params: int
@@ -211,6 +267,35 @@ class Report:
     Counts are of unique tensors (a tied weight once). ``rows`` has one
     :class:`ModuleRow` per module down to ``max_depth``; ``recurrent`` one
     :class:`RecurrentEntry` per recurrent module, wherever it sits.
+
+    Showing it: ``repr(report)`` is one line; ``str(report)`` and ``render()`` the tables (modules
+    down to depth 2, alike siblings folded; ``render(explain=True)`` adds the per-layer breakdown and
+    the derivations, ``render(max_depth=None, fold=False)`` every module); in IPython and Jupyter it
+    displays as its tables; ``plot()`` draws where the parameters live; ``to_dict()`` has everything.
+
+    Attributes:
+        model_type: the root module's class.
+        total_params: unique parameter elements of the whole model (lazy tensors not included).
+        trainable_params: those with ``requires_grad``.
+        non_trainable_params: the others.
+        uninitialized: names of lazy (uninitialized) parameters, in no count.
+        param_bytes: bytes of the unique parameters.
+        dtypes: elements and bytes per dtype.
+        buffer_count: unique buffers (lazy ones included).
+        buffer_elements: their elements.
+        buffer_bytes: their bytes.
+        rows: one per module down to ``max_depth``, in walk order; counts cover the subtree.
+        recurrent: one per recurrent module, with its settings, formula and cross-check.
+        shared: tensors registered under several names, counted once.
+        aliases: modules registered under a second path, visited once.
+        max_depth: the depth ``rows`` was cut at (None: every module).
+        tokens: sequence elements the compute figures are for (None: not asked, or per module).
+        local: this rank's share, when a torch.distributed process group is up.
+        wrappers: rename-only wrappers looked through (``torch.compile``, DDP, ...), outermost first.
+        own: per module that registers parameters itself, those parameters (a shared tensor at its first site).
+        pruned: tensors under ``torch.nn.utils.prune``, with what their masks keep.
+        batch: the batch size the compute figures are for.
+        seq_len: the sequence length given: one int, or a path -> length mapping.
     """
 
     model_type: str
