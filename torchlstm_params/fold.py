@@ -69,7 +69,12 @@ class _Tree:
     """The report's rows as a tree: children per row, and a signature per row that alike subtrees share."""
 
     def __init__(
-        self, rows: Sequence[ModuleRow], recurrent: Sequence[RecurrentEntry], own: Sequence[OwnParams], fold: bool
+        self,
+        rows: Sequence[ModuleRow],
+        recurrent: Sequence[RecurrentEntry],
+        own: Sequence[OwnParams],
+        first_site: Sequence[int],
+        fold: bool,
     ) -> None:
         self.rows = rows
         n = len(rows)
@@ -84,9 +89,9 @@ class _Tree:
         self.own = {o.path: o for o in own}
         self.signature = list(range(n))  # without folding, no two rows are alike
         if fold:
-            self._sign(recurrent)
+            self._sign(recurrent, first_site if len(first_site) == n else [row.params for row in rows])
 
-    def _sign(self, recurrent: Sequence[RecurrentEntry]) -> None:
+    def _sign(self, recurrent: Sequence[RecurrentEntry], first_site: Sequence[int]) -> None:
         rows = self.rows
         settings = {e.name: (e.spec, e.status, e.tensor_params, e.dropout, e.batch_first) for e in recurrent}
         interned: dict[tuple[object, ...], int] = {}
@@ -98,6 +103,7 @@ class _Tree:
                 row.params,
                 row.trainable_params,
                 row.uninitialized,
+                first_site[i],
                 settings.get(row.name),
                 None if own_here is None else (own_here.names, own_here.params, own_here.trainable_params),
                 tuple((rows[c].name.rpartition(".")[2], self.signature[c]) for c in self.children[i]),
@@ -129,7 +135,7 @@ def module_lines(report: Report, max_depth: int | None, fold: bool = True) -> tu
     rows = report.rows
     if not rows:
         return [], 0
-    tree = _Tree(rows, report.recurrent, report.own, fold)
+    tree = _Tree(rows, report.recurrent, report.own, report.first_site, fold)
     lines: list[Line] = []
     hidden = 0
     # (row index, its label, modules it stands for, how many alike siblings were folded into it)

@@ -27,7 +27,7 @@ from .fold import Line, module_lines
 from .render import format_count
 
 if TYPE_CHECKING:
-    from .results import OwnParams, RecurrentEntry, Report
+    from .results import RecurrentEntry, Report
 
 __all__ = ["DEPTH", "MAX_CHILDREN", "MAX_NODES", "Nodes", "figure", "nodes", "write"]
 
@@ -54,15 +54,9 @@ class Nodes:
 
 def _first_site_sums(report: Report) -> dict[str, int]:
     """Per module path: parameters of its subtree, a shared tensor counted at its first registration only."""
-    sums: dict[str, int] = {}
-    for own in report.own:
-        path = own.path
-        while True:
-            sums[path] = sums.get(path, 0) + own.params
-            if not path:
-                break
-            path = path.rpartition(".")[0]
-    return sums
+    if len(report.first_site) != len(report.rows):  # a report built without them: subtree counts
+        return {row.name: row.params for row in report.rows}
+    return {row.name: k for row, k in zip(report.rows, report.first_site, strict=True)}
 
 
 def nodes(report: Report, *, max_depth: int | None = DEPTH, fold: bool = True) -> Nodes:
@@ -101,7 +95,7 @@ def nodes(report: Report, *, max_depth: int | None = DEPTH, fold: bool = True) -
             continue
         rows.append((node_id, parent, _label(box), value, _hover(box, value, total)))
         entry = None if box.own or node_id in has_children else entries.get(box.path)
-        if entry is not None and _exact(entry, own, sums):
+        if entry is not None and _exact(entry, sums):
             rows.extend(_opened(entry, box.count, node_id))
     ids, parents, labels, values, hover = zip(*rows, strict=True)
     return Nodes(ids, parents, labels, values, hover, depth)
@@ -154,14 +148,14 @@ def _cap_children(kept: list[tuple[Line, str, str, int]]) -> list[tuple[Line | N
     return out
 
 
-def _exact(entry: RecurrentEntry, own: dict[str, OwnParams], sums: dict[str, int]) -> bool:
-    """Whether the module's subtree is exactly its formula's tensors (then they are drawn by role)."""
-    held = own[entry.name].params if entry.name in own else 0
+def _exact(entry: RecurrentEntry, sums: dict[str, int]) -> bool:
+    """Whether the module holds exactly its formula's tensors, first registered there (then they are drawn
+    by role); the caller has checked that no box is drawn below it."""
     return (
         not entry.findings
         and not entry.explanations
         and entry.packed is None
-        and held == entry.formula_params == sums.get(entry.name, 0)
+        and entry.tensor_params == entry.formula_params == sums.get(entry.name, 0)
     )
 
 

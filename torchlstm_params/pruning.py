@@ -10,6 +10,8 @@ kept entries reads the mask's values, which is skipped on the ``meta`` device (n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import compress
+from operator import attrgetter
 
 import torch
 from torch.nn.utils.prune import BasePruningMethod
@@ -17,6 +19,8 @@ from torch.nn.utils.prune import BasePruningMethod
 from .walk import Tree
 
 __all__ = ["Pruned", "pruned_tensors"]
+
+_PRE_HOOKS = attrgetter("_forward_pre_hooks")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +36,10 @@ class Pruned:
 def pruned_tensors(tree: Tree) -> list[Pruned]:
     """Every tensor of ``tree`` under a ``torch.nn.utils.prune`` method, in walk order."""
     out: list[Pruned] = []
-    for i, module in enumerate(tree.modules):
-        hooks = module._forward_pre_hooks
-        if not hooks:
-            continue
-        for hook in hooks.values():
+    hooked = compress(range(len(tree)), map(_PRE_HOOKS, tree.modules))  # one C-level pass; few have hooks
+    for i in hooked:
+        module = tree.modules[i]
+        for hook in module._forward_pre_hooks.values():
             if not isinstance(hook, BasePruningMethod):
                 continue
             name = hook._tensor_name

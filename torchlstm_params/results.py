@@ -61,10 +61,9 @@ class ModuleRow(NamedTuple):
 
 
 class OwnParams(NamedTuple):
-    """Parameters a module registers itself, not through a child (a shared tensor at its first site).
-
-    Every module that registers any has one; for a module with children the table shows
-    them as an "(own)" row, so that children and "(own)" add up to their parent.
+    """Parameters a module with children registers itself, not through a child (a shared tensor at
+    its first site). The table shows them as an "(own)" row, so that children and "(own)" add up
+    to their parent.
 
     Attributes:
         path: the module's path (``""`` for the root).
@@ -292,7 +291,9 @@ class Report:
         tokens: sequence elements the compute figures are for (None: not asked, or per module).
         local: this rank's share, when a torch.distributed process group is up.
         wrappers: rename-only wrappers looked through (``torch.compile``, DDP, ...), outermost first.
-        own: per module that registers parameters itself, those parameters (a shared tensor at its first site).
+        own: per module with children that registers parameters itself, those parameters.
+        first_site: per row of ``rows``, its subtree's parameters with a shared tensor counted only under
+            its first registration (they add up to ``total_params``; the picture's boxes).
         pruned: tensors under ``torch.nn.utils.prune``, with what their masks keep.
         batch: the batch size the compute figures are for.
         seq_len: the sequence length given: one int, or a path -> length mapping.
@@ -316,7 +317,8 @@ class Report:
     tokens: int | None = None  # sequence elements the compute figures are for (None: not asked)
     local: LocalFigures | None = None  # this rank's share, when a torch.distributed process group is up
     wrappers: tuple[str, ...] = ()  # rename-only wrappers looked through ("path: label"; root: label), outermost first
-    own: tuple[OwnParams, ...] = ()  # per module that registers parameters itself, in walk order
+    own: tuple[OwnParams, ...] = ()  # per module with children that registers parameters itself
+    first_site: tuple[int, ...] = ()  # per row: its subtree, a shared tensor only under its first registration
     pruned: tuple[PrunedTensor, ...] = ()  # tensors under torch.nn.utils.prune
     batch: int | None = None  # the batch the compute figures are for (None: not asked, or lengths=)
     seq_len: int | dict[str, int] | None = None  # as given to summarize: one length, or per module path

@@ -290,8 +290,10 @@ def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: 
     is_recurrent = [i in recurrent for i in range(len(tree))]
     make_row = ModuleRow._make  # tuple.__new__ on ready tuples: no per-row Python-level __new__
     rows = tuple(map(make_row, zip(paths, types, depths, sub, sub_train, sub_lazy, is_recurrent, strict=True)))
+    first_site = counts.first_site
     if max_depth is not None:
         rows = tuple(row for row in rows if row.depth <= max_depth)
+        first_site = [k for k, depth in zip(first_site, depths, strict=True) if depth <= max_depth]
     dtypes = tuple(
         DtypeUsage(str(dt).removeprefix("torch."), k, k * dt.itemsize, counts.trainable_by_dtype[dt], dt.itemsize)
         for dt, k in sorted(counts.by_dtype.items(), key=lambda item: str(item[0]))
@@ -316,6 +318,7 @@ def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: 
         tokens=None if batch_shape is None else batch_shape.tokens,
         wrappers=tuple(f"{path}: {label}" if path else label for path, label in tree.wrappers),
         own=_own(tree, counts.direct, counts.direct_trainable, counts.shared_names),
+        first_site=tuple(first_site),
         pruned=tuple(
             PrunedTensor(f"{paths[p.node]}.{p.name}" if paths[p.node] else p.name, p.params, p.kept)
             for p in pruned_tensors(tree)
@@ -330,10 +333,12 @@ def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: 
 def _own(
     tree: Tree, direct: list[int], direct_trainable: list[int], shared: list[tuple[list[str], torch.Tensor]]
 ) -> tuple[OwnParams, ...]:
-    """Per module that registers parameters itself: their names and counts (a shared tensor at its first site)."""
+    """Per module with children that registers parameters itself: their names and counts (a shared tensor
+    at its first site)."""
     elsewhere = {name for names, _ in shared for name in names[1:]}  # registrations counted at an earlier site
     out = []
-    for i in compress(range(len(direct)), direct):
+    with_children = (end > i + 1 for i, end in enumerate(tree.ends))
+    for i in compress(range(len(direct)), map(all, zip(direct, with_children, strict=True))):
         path = tree.paths[i]
         names = tuple(n for n, p in tree.modules[i]._parameters.items() if p is not None)
         if elsewhere:

@@ -39,6 +39,9 @@ class Tally:
     buffer_bytes: int = 0
     direct: list[int] = field(default_factory=list)  # per node: what it registers itself (a shared tensor: first site)
     direct_trainable: list[int] = field(default_factory=list)
+    first_site: list[int] = field(
+        default_factory=list
+    )  # per node: its subtree's, a shared tensor at its first site only
 
 
 _metadata = attrgetter("shape", "requires_grad", "dtype")
@@ -234,6 +237,8 @@ def _sum_subtrees(
         _subtree_sums(result.trainable, ends),
         _subtree_sums(result.lazy, ends),
     )
+    # Before further sites are added, the subtree sums count each tensor at its first registration only.
+    result.first_site = list(result.params) if sites else result.params
     own, own_train, own_lazy = result.params, result.trainable, result.lazy
     # A shared tensor is in the sums of its first site's ancestors; add it once to the
     # ancestors of its further sites that do not hold it yet.
