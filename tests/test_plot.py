@@ -17,7 +17,7 @@ from torch import nn
 
 from benchmarks.bench_summarize import mixed_model
 from tests.helpers import block_stack, numel
-from torchlstm_params import summarize
+from torchlstm_params import TorchLstmParamsError, summarize
 from torchlstm_params.cli import main
 from torchlstm_params.plot import MAX_CHILDREN, MAX_NODES, nodes
 
@@ -206,3 +206,25 @@ def test_a_real_browser_draws_the_page_offline(tmp_path: Path):
         check=True,
     )
     assert shot.stat().st_size > 10_000 and png_colours(shot) > 20
+
+
+def test_a_static_image_needs_kaleido(tmp_path: Path):
+    pytest.importorskip("plotly", reason="the plot extra (plotly) is not installed")
+    report = summarize(nn.GRU(3, 4))
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        with pytest.raises(TorchLstmParamsError, match=r"writing \.svg needs kaleido"):
+            report.plot(tmp_path / "gru.svg")
+    else:  # pragma: no cover - where kaleido and a browser for it are installed
+        report.plot(tmp_path / "gru.svg")
+        assert (tmp_path / "gru.svg").read_text(encoding="utf-8").lstrip().startswith("<")
+
+
+def test_first_site_counts_add_up_to_the_total():
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 10))
+    model[1].weight = model[0].weight
+    report = summarize(model)
+    rows = {row.name: k for row, k in zip(report.rows, report.first_site, strict=True)}
+    assert rows == {"": numel(model), "0": 40, "1": 10}  # the tied weight under its first registration
+    assert [row.params for row in report.rows] == [numel(model), 40, 50]  # rows count it in each subtree
