@@ -39,8 +39,8 @@ def test_keras_table_in_each_format(keras_report, tablefmt, header):
     assert ": Functional 'functional" in lines[0]
     assert any(line.startswith(header) for line in lines)
     assert "nn.LSTM(3, 2, batch_first=True)" in text and "nn.LSTM(2, 2, batch_first=True)" in text
-    assert "  low: 4·(2·(3+2) + 2) = 48" in lines
-    assert "  high: 4·(2·(2+2) + 2) = 40" in lines
+    assert "  low: [4·2·(3+2) + 4·2] = 48" in lines
+    assert "  high: [4·2·(2+2) + 4·2] = 40" in lines
     assert "Stack 'low' + 'high' is one nn.LSTM(3, 2, num_layers=2, batch_first=True): Keras 88, PyTorch 104" in lines
     assert "Recurrent params: Keras 88, PyTorch 104 (+16: PyTorch keeps two bias vectors, bias_ih and bias_hh)" in lines
     assert "Weights stored in the file: 91 (recurrent 88, other layers 3)" in lines

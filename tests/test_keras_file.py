@@ -63,7 +63,7 @@ def test_the_48_to_56_example(tmp_path):
     keras_path, _ = save_both(model, tmp_path, "lstm")
     (row,) = read_keras_file(keras_path).layers
     assert row.layer.torch_expression == "nn.LSTM(3, 2, batch_first=True)"
-    assert row.layer.keras_derivation == "4·(2·(3+2) + 2) = 48"
+    assert row.layer.keras_derivation == "[4·2·(3+2) + 4·2] = 48"
     assert [(w.role, w.found) for w in row.weights] == [
         ("kernel", (3, 8)),
         ("recurrent_kernel", (2, 8)),

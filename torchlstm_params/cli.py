@@ -30,7 +30,6 @@ from .formulas import count_params
 from .keras_file import read_keras_file
 from .memory import OPTIMIZER_STATES, training_memory
 from .onnx_file import read_onnx_file
-from .display import use_color
 from .render import DEFAULT_DEPTH, format_bytes, paint
 from .results import Report
 from .sanity import check_options, problems_in

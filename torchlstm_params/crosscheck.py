@@ -33,6 +33,12 @@ class TensorFinding:
     """One way in which a registered tensor differs from the formula's.
 
     ``problem`` is ``"missing"``, ``"unexpected"``, ``"wrong_shape"`` or ``"uninitialized"``.
+
+    Attributes:
+        tensor: the tensor's name on the module (``weight_hh_l1``).
+        problem: ``missing``, ``unexpected``, ``wrong_shape`` or ``uninitialized``.
+        expected_shape: the formula's shape (None for an unexpected tensor).
+        found_shape: the registered shape (None when missing or uninitialized).
     """
 
     tensor: str
@@ -61,6 +67,12 @@ class Explanation:
     recomputed into a plain tensor, weight-drop style), ``extra`` (parameters beyond the
     recurrent ones) or ``packed`` (dynamic-quantized weights). ``delta``: elements held
     beyond the formula's for this tensor (negative when fewer).
+
+    Attributes:
+        tensor: the formula tensor it concerns (``(all)``, ``(submodules)`` for module-wide ones).
+        kind: ``parametrized``, ``weight_norm``, ``stand_in``, ``extra`` or ``packed`` (above).
+        message: what was found, in one sentence.
+        delta: elements held beyond the formula's for this tensor (negative when fewer).
     """
 
     tensor: str

@@ -26,7 +26,14 @@ __all__ = ["LocalFigures", "ShardedTensor", "gather_ranks", "local_figures", "lo
 
 @dataclass(frozen=True, slots=True)
 class ShardedTensor:
-    """One DTensor parameter: where its pieces live."""
+    """One DTensor parameter: where its pieces live.
+
+    Attributes:
+        name: the parameter's full name.
+        placements: its placements (``Shard(dim=0)``, ``Replicate()``).
+        global_shape: its shape across every rank.
+        local_shape: this rank's piece.
+    """
 
     name: str
     placements: str  # e.g. "Shard(dim=0)" or "Replicate()"

@@ -148,7 +148,15 @@ TORCH_ATTRIBUTES: Final = {"kind": "mode"}
 
 @dataclass(frozen=True, slots=True)
 class TensorSpec:
-    """One tensor PyTorch registers for a recurrent module."""
+    """One tensor PyTorch registers for a recurrent module.
+
+    Attributes:
+        name: torch's name for it (``weight_ih_l0_reverse``).
+        shape: its shape.
+        layer: the layer index (0 for a cell).
+        direction: ``forward`` or ``reverse``.
+        role: ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` or ``weight_hr``.
+    """
 
     name: str
     shape: tuple[int, ...]
@@ -166,7 +174,14 @@ class TensorSpec:
 
 @dataclass(frozen=True, slots=True)
 class LayerCount:
-    """The tensors and parameter subtotal of one layer in one direction."""
+    """The tensors and parameter subtotal of one layer in one direction.
+
+    Attributes:
+        layer: the layer index (0 for a cell).
+        direction: ``forward`` or ``reverse``.
+        tensors: its tensors, in registration order.
+        params: their elements.
+    """
 
     layer: int
     direction: str
@@ -391,7 +406,19 @@ def keras_derivation(spec: RNNSpec, *, reset_after: bool = True) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Formula:
-    """Everything the formulas say about one spec, computed in one step."""
+    """Everything the formulas say about one spec, computed in one step.
+
+    Attributes:
+        spec: the settings.
+        params: the PyTorch-convention count.
+        layers: per layer and direction, its tensors and subtotal.
+        names: expected tensor names, in registration order.
+        shapes: their shapes, same order.
+        numels: their element counts, same order.
+        derivation: the count written out (one bracket per layer and direction).
+        keras_params: the Keras-convention count (None where Keras has no equivalent: ``proj_size``).
+        keras_derivation: the Keras count written out in the same notation.
+    """
 
     spec: RNNSpec
     params: int

@@ -68,7 +68,23 @@ def _activation(value: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class KerasRNN:
-    """One direction of a Keras ``LSTM``, ``GRU`` or ``SimpleRNN``: the settings that fix its weights and function."""
+    """One direction of a Keras ``LSTM``, ``GRU`` or ``SimpleRNN``: the settings that fix its weights and function.
+
+    Attributes:
+        name: the layer's name.
+        class_name: ``LSTM``, ``GRU`` or ``SimpleRNN``.
+        units: the hidden size.
+        use_bias: whether it has a bias.
+        activation: the output activation.
+        recurrent_activation: the gates' activation (``""`` for SimpleRNN, which has none).
+        reset_after: GRU only: Keras 3's default True keeps an input and a recurrent bias per gate.
+        go_backwards: whether it reads the sequence backwards.
+        return_sequences: whether it returns every step.
+        return_state: whether it returns its final states.
+        dropout: input dropout.
+        recurrent_dropout: recurrent-state dropout.
+        unit_forget_bias: LSTM only; an initializer setting, no effect on a trained layer.
+    """
 
     name: str
     class_name: str  # "LSTM", "GRU" or "SimpleRNN"
@@ -168,7 +184,17 @@ class KerasRNN:
 
 @dataclass(frozen=True, slots=True)
 class KerasLayer:
-    """A Keras recurrent layer: an ``LSTM``, ``GRU``, ``SimpleRNN`` or a ``Bidirectional`` around one."""
+    """A Keras recurrent layer: an ``LSTM``, ``GRU``, ``SimpleRNN`` or a ``Bidirectional`` around one.
+
+    Attributes:
+        path: its name, with the names of enclosing models (``encoder/lstm``).
+        class_name: as the config says (``LSTM``, ``Bidirectional``...).
+        forward: the forward (or only) direction's settings.
+        backward: a ``Bidirectional``'s backward direction (None otherwise).
+        merge_mode: a ``Bidirectional``'s merge mode.
+        input_size: input features (None: not in the config; read from the kernel's shape instead).
+        inbound: paths of the layers feeding it (None: the config does not say).
+    """
 
     path: str  # its name, with the names of enclosing models: "encoder/lstm"
     class_name: str  # as the config says: "LSTM", "Bidirectional", ...

@@ -39,7 +39,13 @@ _TORCH_CLASSES: dict[str, Callable[..., nn.RNNBase]] = {"LSTM": nn.LSTM, "GRU": 
 
 @dataclass(frozen=True, slots=True)
 class KerasConversion:
-    """A converted Keras layer (or stack): the module, the Keras layers it holds, and what to know."""
+    """A converted Keras layer (or stack): the module, the Keras layers it holds, and what to know.
+
+    Attributes:
+        module: ``nn.LSTM``, ``nn.GRU``, ``nn.RNN``, or an ``nn.ModuleList`` (see ``notes``).
+        layers: the Keras layers it holds.
+        notes: what to know when using it (how to call it, what differs).
+    """
 
     module: nn.Module  # nn.LSTM / nn.GRU / nn.RNN, or an nn.ModuleList (see notes)
     layers: tuple[KerasLayer, ...]

@@ -42,7 +42,15 @@ _WEIGHTS_MEMBER: Final = "model.weights.h5"
 
 @dataclass(frozen=True, slots=True)
 class WeightShape:
-    """One Keras weight: the shape its layer's config implies and the shape stored in the file."""
+    """One Keras weight: the shape its layer's config implies and the shape stored in the file.
+
+    Attributes:
+        direction: ``forward`` or ``backward``.
+        role: ``kernel``, ``recurrent_kernel`` or ``bias``.
+        expected: the shape the layer's config implies.
+        found: the stored shape (None: not in the file).
+        location: the HDF5 path of the dataset (``""`` when not found).
+    """
 
     direction: str  # "forward" or "backward"
     role: str  # "kernel", "recurrent_kernel" or "bias"
@@ -67,7 +75,14 @@ class WeightShape:
 
 @dataclass(frozen=True, slots=True)
 class KerasLayerReport:
-    """A Keras recurrent layer: Keras count, PyTorch equivalent and count, and the shape cross-check."""
+    """A Keras recurrent layer: Keras count, PyTorch equivalent and count, and the shape cross-check.
+
+    Attributes:
+        layer: the layer as its config describes it.
+        weights: its stored weights and their expected shapes (empty when the shapes were not read).
+        extra: locations of stored weights the config does not explain.
+        skipped: why the shapes were not read (``""`` when they were).
+    """
 
     layer: KerasLayer
     weights: tuple[WeightShape, ...]  # empty when the shapes were not read
@@ -127,7 +142,14 @@ class KerasLayerReport:
 
 @dataclass(frozen=True, slots=True)
 class KerasStack:
-    """Consecutive Keras layers that one PyTorch module with ``num_layers`` holds."""
+    """Consecutive Keras layers that one PyTorch module with ``num_layers`` holds.
+
+    Attributes:
+        layers: the stacked layers' paths.
+        keras_params: their Keras count.
+        torch_expression: the one PyTorch module that holds them.
+        torch_params: its count.
+    """
 
     layers: tuple[str, ...]
     keras_params: int
@@ -145,7 +167,20 @@ class KerasStack:
 
 @dataclass(frozen=True, slots=True)
 class KerasFile:
-    """What a Keras file says about its recurrent layers, counted the Keras way and the PyTorch way."""
+    """What a Keras file says about its recurrent layers, counted the Keras way and the PyTorch way.
+
+    Attributes:
+        path: the file read.
+        format: ``keras`` (Keras 3 zip) or ``h5`` (legacy HDF5).
+        keras_version: the Keras version that wrote it (``""`` when the file does not say).
+        model_class: the model's class (``Functional``, ``Sequential``...).
+        model_name: the model's name.
+        layers: one report per recurrent layer.
+        stacks: consecutive layers that one PyTorch module with ``num_layers`` holds.
+        file_params: every model weight stored (optimizer state excluded); None when the shapes were not read.
+        notes: what the reader could not tell or had to assume.
+        skipped: why the weight shapes were not read (``""`` when they were).
+    """
 
     path: str
     format: str  # "keras" (Keras 3 zip) or "h5" (legacy HDF5)

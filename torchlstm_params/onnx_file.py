@@ -44,7 +44,15 @@ _FLOAT_TYPES: Final = frozenset({1, 10, 11, 16, 17, 18, 19, 20, 23, 24, 27, 28})
 
 @dataclass(frozen=True, slots=True)
 class OnnxTensor:
-    """One input of a recurrent node: the shape its settings imply and the shape the file stores."""
+    """One input of a recurrent node: the shape its settings imply and the shape the file stores.
+
+    Attributes:
+        role: ``W``, ``R``, ``B``, ``P``, ``initial_h`` or ``initial_c``.
+        name: the tensor's name in the graph.
+        expected: the shape its settings imply (None: a dimension they do not fix).
+        found: the stored shape (None: not stored in the file).
+        source: where it is stored (``initializer``, ``Constant node``...).
+    """
 
     role: str  # W, R, B, P, initial_h, initial_c
     name: str  # the tensor's name in the graph
@@ -83,7 +91,23 @@ class OnnxTensor:
 
 @dataclass(frozen=True, slots=True)
 class OnnxNode:
-    """An ONNX ``LSTM``, ``GRU`` or ``RNN`` node, read from its attributes and inputs."""
+    """An ONNX ``LSTM``, ``GRU`` or ``RNN`` node, read from its attributes and inputs.
+
+    Attributes:
+        name: the node's name.
+        op_type: ``LSTM``, ``GRU`` or ``RNN``.
+        graph: ``""`` for the main graph, else the subgraph's path.
+        direction: ``forward``, ``reverse`` or ``bidirectional``.
+        hidden_size: the hidden size.
+        input_size: W's last dimension (None when W is not stored).
+        layout: 0: [seq, batch, feature]; 1: [batch, seq, feature].
+        linear_before_reset: GRU only.
+        activations: the activation functions.
+        clip: the cell clip threshold (None: none).
+        input_forget: LSTM only: coupled input and forget gates.
+        tensors: its inputs, expected and stored shapes.
+        notes: what to know about it.
+    """
 
     name: str
     op_type: str  # "LSTM", "GRU" or "RNN"
@@ -247,7 +271,17 @@ class OnnxNode:
 
 @dataclass(frozen=True, slots=True)
 class OnnxFile:
-    """An ONNX file's recurrent nodes and the elements of every tensor it stores."""
+    """An ONNX file's recurrent nodes and the elements of every tensor it stores.
+
+    Attributes:
+        path: the file read.
+        producer: what wrote it (``pytorch 2.13.0``; ``""`` when the file does not say).
+        opset: the default-domain opset.
+        nodes: every recurrent node.
+        stored: every stored tensor: name -> (elements, whether it is a float initializer).
+        external: how many stored tensors keep their data in external files (never opened).
+        notes: what the reader could not tell or had to assume.
+    """
 
     path: str
     producer: str  # "pytorch 2.13.0", or "" when the file does not say

@@ -25,6 +25,9 @@ class PackedStorage:
 
     ``bytes`` counts element storage only; per-tensor quantization scales and
     zero points (a few bytes per weight matrix) are not included.
+
+    Attributes:
+        dtypes: per dtype: (dtype, elements, bytes).
     """
 
     dtypes: tuple[tuple[str, int, int], ...]  # (dtype, elements, bytes)
