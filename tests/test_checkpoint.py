@@ -101,13 +101,15 @@ def test_real_lightning_checkpoint(tmp_path: Path, capsys):
     assert data["total_params"] == sum(p.numel() for p in model.parameters())
 
 
-def test_inconsistent_layers_are_a_mismatch(tmp_path: Path, capsys):
+def test_inconsistent_layers_are_a_note_naming_the_closest_setting_and_fail_the_check(tmp_path: Path, capsys):
     state = nn.LSTM(10, 20, num_layers=2).state_dict()
     state["weight_ih_l1"] = torch.zeros(80, 30)  # layer 1 input must be layer 0's output, 20
     torch.save(state, tmp_path / "bad.pt")
-    code, out, _ = run(capsys, tmp_path / "bad.pt")
+    code, out, _ = run(capsys, tmp_path / "bad.pt", "--check")
     assert code == 1
-    assert "weight_ih_l1: expected shape (80, 20), found (80, 30)" in out
+    assert "fit no torch LSTM/GRU/RNN setting" in out
+    assert "closest is LSTM(10, 20, num_layers=2), which has weight_ih_l1 (80, 20), not (80, 30)" in out
+    assert "[RNN_UNRECOGNISED] (root)" in out and "Sanity check: passed" not in out
 
 
 def test_tied_tensors_in_a_checkpoint_are_counted_once(tmp_path: Path, capsys):

@@ -2,59 +2,64 @@
 
 Nothing here builds the user's model or reads tensor values:
 
-- ``.safetensors``: only the header is read (through the ``safetensors`` package).
+- ``.safetensors``: only the header is read (parsed here, with the checks the
+  ``safetensors`` package makes), and tensors are listed in storage-offset order:
+  the order the writer saw them in.
 - ``.pt``/``.pth``/``.bin``/``.ckpt`` and anything else: ``torch.load(weights_only=True,
   mmap=True)``, so tensor storage stays mapped, unread, and a file that pickles code
   is refused instead of run (``trust_pickle=True`` lifts that, for files you trust).
 
-From the names and shapes alone every recurrent module is inferred (kind, sizes,
-layers, directions, projection, bias) and rebuilt on the meta device with the
-checkpoint's own shapes, so ``summarize`` can cross-check it like a live model.
+From the names and shapes alone every recurrent module is inferred and rebuilt on the
+meta device with the checkpoint's own shapes (:mod:`torchlstm_params.standin`), so
+``summarize`` can cross-check it like a live model.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
 import re
-from collections.abc import Mapping
+import struct
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Final
 
 import torch
 from torch import nn
 
-from .errors import CheckpointError, InvalidSettingsError
-from .formulas import make_spec
-from .names import parse_tensor_name
-from .spec import LAYERS
+from .errors import CheckpointError
+from .standin import StandIn, TensorMeta, build_stand_in
 
-__all__ = ["Checkpoint", "TensorMeta", "build_model", "read_checkpoint"]
+__all__ = ["Checkpoint", "StandIn", "TensorMeta", "build_model", "read_checkpoint"]
 
 _STATE_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights", "params")
-_BUFFER_NAMES = frozenset({"running_mean", "running_var", "num_batches_tracked"})
-_SAFETENSORS_DTYPES = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "I64": torch.int64,
-    "I32": torch.int32,
-    "I16": torch.int16,
-    "I8": torch.int8,
-    "U8": torch.uint8,
-    "BOOL": torch.bool,
-    "F8_E4M3": torch.float8_e4m3fn,
-    "F8_E5M2": torch.float8_e5m2,
+#: safetensors dtype codes -> (torch dtype, bytes per element). Sub-byte codes (F4, F6_*) are not listed:
+#: torch holds them only packed two to a byte, under another shape.
+_SAFETENSORS_DTYPES: Final[Mapping[str, tuple[torch.dtype, int]]] = {
+    "F64": (torch.float64, 8),
+    "F32": (torch.float32, 4),
+    "F16": (torch.float16, 2),
+    "BF16": (torch.bfloat16, 2),
+    "I64": (torch.int64, 8),
+    "I32": (torch.int32, 4),
+    "I16": (torch.int16, 2),
+    "I8": (torch.int8, 1),
+    "U64": (torch.uint64, 8),
+    "U32": (torch.uint32, 4),
+    "U16": (torch.uint16, 2),
+    "U8": (torch.uint8, 1),
+    "BOOL": (torch.bool, 1),
+    "C64": (torch.complex64, 8),
+    "F8_E4M3": (torch.float8_e4m3fn, 1),
+    "F8_E5M2": (torch.float8_e5m2, 1),
+    "F8_E4M3FNUZ": (torch.float8_e4m3fnuz, 1),
+    "F8_E5M2FNUZ": (torch.float8_e5m2fnuz, 1),
+    "F8_E8M0": (torch.float8_e8m0fnu, 1),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class TensorMeta:
-    """What a checkpoint says about one tensor, without its values."""
-
-    shape: tuple[int, ...]
-    dtype: torch.dtype
-    storage: tuple[int, int, tuple[int, ...]] | None = None  # (storage address, offset, stride): ties
+_MAX_SAFETENSORS_HEADER = 100_000_000  # bytes; the safetensors package refuses larger headers too
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,7 @@ class Checkpoint:
     tensors: dict[str, TensorMeta] = field(default_factory=dict)
     found_under: str = ""  # where the state dict sat, e.g. "state_dict"; "" at the top
     module: nn.Module | None = None
+    notes: tuple[str, ...] = ()  # what reading could not tell (meta tensors' ties, skipped entries)
 
 
 def _check_file(path: Path) -> None:
@@ -77,28 +83,84 @@ def _check_file(path: Path) -> None:
         raise CheckpointError(f"{path} is empty (0 bytes), not a checkpoint")
 
 
-def _read_safetensors(path: Path) -> Checkpoint:
+def _safetensors_header(path: Path) -> tuple[dict[str, object], int]:
+    """The parsed JSON header and the size of the data that follows it."""
+    with path.open("rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        head = fh.read(8)
+        if len(head) < 8:
+            raise CheckpointError(f"{path} is not a valid safetensors file: {size} bytes, shorter than its header")
+        (length,) = struct.unpack("<Q", head)
+        if length > min(size - 8, _MAX_SAFETENSORS_HEADER):
+            raise CheckpointError(
+                f"{path} is not a valid safetensors file: its header claims {length:,} bytes, the file has {size:,}"
+            )
+        raw = fh.read(length)
     try:
-        from safetensors import safe_open
-    except ImportError:  # pragma: no cover - the test extra installs it
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} is not a valid safetensors file: header is not JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path} is not a valid safetensors file: header is not a JSON object")
+    return header, size - 8 - length
+
+
+def _safetensors_entry(path: Path, name: str, entry: object) -> tuple[TensorMeta, int, int]:
+    """(metadata, begin, end) of one header entry, checked the way the safetensors package checks it."""
+
+    def bad(why: str) -> CheckpointError:
+        return CheckpointError(f"{path} is not a valid safetensors file: tensor {name!r} {why}")
+
+    if not isinstance(entry, dict):
+        raise bad("has no dtype/shape/data_offsets entry")
+    code, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+        raise bad(f"has shape {shape!r}, not a list of sizes")
+    if not (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+        and 0 <= offsets[0] <= offsets[1]
+    ):
+        raise bad(f"has data_offsets {offsets!r}, not [begin, end]")
+    known = _SAFETENSORS_DTYPES.get(code) if isinstance(code, str) else None
+    if known is None:
         raise CheckpointError(
-            f"{path}: reading .safetensors needs the safetensors package: pip install 'torchlstm_params[safetensors]'"
-        ) from None
-    tensors: dict[str, TensorMeta] = {}
-    try:
-        with safe_open(str(path), framework="pt") as handle:  # maps the file; reads the header only
-            for name in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
-                piece = handle.get_slice(name)
-                code = piece.get_dtype()
-                dtype = _SAFETENSORS_DTYPES.get(code)
-                if dtype is None:
-                    raise CheckpointError(f"{path}: tensor {name!r} has dtype {code!r}, which torch cannot hold")
-                tensors[name] = TensorMeta(tuple(piece.get_shape()), dtype)
-    except CheckpointError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - SafetensorError and friends: one clear line
-        raise CheckpointError(f"{path} is not a valid safetensors file: {exc}") from None
-    return Checkpoint(str(path), "safetensors", tensors)
+            f"{path}: tensor {name!r} has dtype {code!r}, which this reader does not know "
+            f"(known: {', '.join(_SAFETENSORS_DTYPES)})"
+        )
+    dtype, itemsize = known
+    numel = 1
+    for d in shape:
+        numel *= d
+    if offsets[1] - offsets[0] != numel * itemsize:
+        raise bad(
+            f"of shape {shape} and dtype {code} needs {numel * itemsize:,} bytes, its offsets hold "
+            f"{offsets[1] - offsets[0]:,}"
+        )
+    return TensorMeta(tuple(shape), dtype), offsets[0], offsets[1]
+
+
+def _read_safetensors(path: Path) -> Checkpoint:
+    header, data_size = _safetensors_header(path)
+    metadata = header.pop("__metadata__", None)
+    if metadata is not None and not isinstance(metadata, dict):
+        raise CheckpointError(f"{path} is not a valid safetensors file: __metadata__ is not a JSON object")
+    entries = [(name, *_safetensors_entry(path, name, entry)) for name, entry in header.items()]
+    entries.sort(key=lambda item: (item[2], item[3]))  # storage order: the order the writer saw (stable)
+    position = 0
+    for name, _, begin, end in entries:  # the data is covered exactly, without holes or overlaps
+        if begin != position:
+            raise CheckpointError(
+                f"{path} is not a valid safetensors file: tensor {name!r} starts at byte {begin:,} of the data, "
+                f"expected {position:,}"
+            )
+        position = end
+    if position != data_size:
+        raise CheckpointError(
+            f"{path} is not a valid safetensors file: the tensors cover {position:,} bytes, the data is {data_size:,}"
+        )
+    return Checkpoint(str(path), "safetensors", {name: meta for name, meta, _, _ in entries})
 
 
 def _refusal(path: Path, exc: Exception) -> CheckpointError:
@@ -112,6 +174,21 @@ def _refusal(path: Path, exc: Exception) -> CheckpointError:
     )
 
 
+@contextmanager
+def _loadable(path: Path) -> Iterator[str | IO[bytes]]:
+    """``path`` as torch.load can open it: torch hands the name to C++ as UTF-8, so a name that is not
+    UTF-8 goes through its open descriptor (``/proc/self/fd/N``, mmap still possible) or a file object."""
+    name = str(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        with path.open("rb") as fh:
+            proc = f"/proc/self/fd/{fh.fileno()}"
+            yield proc if os.path.exists(proc) else fh
+        return
+    yield name
+
+
 def _torch_load(path: Path, trust_pickle: bool) -> object:
     with path.open("rb") as fh:
         magic = fh.read(4)
@@ -119,13 +196,16 @@ def _torch_load(path: Path, trust_pickle: bool) -> object:
     if not (magic.startswith(b"PK\x03\x04") or magic[:1] == b"\x80"):
         raise CheckpointError(f"{path} is not a readable torch checkpoint: neither a zip archive nor a pickle")
     try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=not trust_pickle, mmap=True)
-        except RuntimeError as exc:
-            if "mmap can only be used" not in str(exc):
-                raise
-            # A legacy (non-zip) torch.save file: no mmap possible, read it plainly.
-            return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+        with _loadable(path) as source:
+            try:
+                return torch.load(
+                    source, map_location="cpu", weights_only=not trust_pickle, mmap=isinstance(source, str)
+                )
+            except RuntimeError as exc:
+                if "mmap can only be used" not in str(exc):
+                    raise
+                # A legacy (non-zip) torch.save file: no mmap possible, read it plainly.
+                return torch.load(source, map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as exc:
         if "Weights only load failed" in str(exc):
             raise _refusal(path, exc) from None
@@ -169,12 +249,21 @@ def _find_state_dict(obj: object, where: str = "", depth: int = 0) -> tuple[Mapp
 
 
 def _meta(tensor: torch.Tensor) -> TensorMeta:
+    """Shape, dtype and the memory it views. A storage's identity is its object (every tensor of one
+    stored storage shares it while the loaded file is alive), never its address: every meta storage has
+    address 0 and empty storages may share one. Meta and empty storages tie nothing."""
     storage = None
     try:
-        storage = (tensor.untyped_storage().data_ptr(), int(tensor.storage_offset()), tuple(tensor.stride()))
+        untyped = tensor.untyped_storage()
+        if not tensor.is_meta and untyped.nbytes() > 0:
+            storage = (untyped._cdata, int(tensor.storage_offset()), tuple(tensor.stride()))
     except (RuntimeError, NotImplementedError):  # tensors without plain storage: no tie detection
         storage = None
     return TensorMeta(tuple(tensor.shape), tensor.dtype, storage)
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:8]) + (f" and {len(names) - 8:,} more" if len(names) > 8 else "")
 
 
 def read_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Checkpoint:
@@ -191,127 +280,41 @@ def read_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Checkpoi
         keys = f" with keys {sorted(map(str, obj))[:8]}" if isinstance(obj, Mapping) else ""
         raise CheckpointError(f"{file} holds a {type(obj).__name__}{keys}, not a state dict of tensors or a module")
     state, where = found
-    tensors = {name: _meta(value) for name, value in state.items() if isinstance(value, torch.Tensor)}
-    return Checkpoint(str(file), "torch", tensors, where)
+    tensors: dict[str, TensorMeta] = {}
+    skipped: list[str] = []
+    on_meta = 0
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor):
+            tensors[name] = _meta(value)
+            on_meta += value.is_meta
+        else:
+            skipped.append(name)
+    notes = []
+    if skipped:
+        notes.append(f"{len(skipped):,} state dict entries are not tensors and are not counted: {_shown(skipped)}")
+    if on_meta:
+        notes.append(
+            f"{on_meta:,} tensors were saved from the meta device, which stores no memory: tied weights among them "
+            "cannot be told apart, each is counted on its own"
+        )
+    return Checkpoint(str(file), "torch", tensors, where, notes=tuple(notes))
 
 
-@dataclass(frozen=True, slots=True)
-class Inferred:
-    """A recurrent module as read from key names and shapes."""
+def build_model(checkpoint: Checkpoint, *, buffers: str | None = None) -> StandIn:
+    """The checkpoint's model: the pickled module itself (trusted), or a meta-device stand-in.
 
-    path: str
-    kind: str
-    settings: dict[str, object]
-    note: str = ""
-
-
-def _split(name: str) -> tuple[str, str]:
-    prefix, _, leaf = name.rpartition(".")
-    return prefix, leaf
-
-
-def _infer(prefix: str, leaves: Mapping[str, TensorMeta]) -> Inferred | None:
-    """Kind and settings of the recurrent tensors under one module path, or None."""
-    full = "weight_ih_l0" in leaves and "weight_hh_l0" in leaves
-    cell = "weight_ih" in leaves and "weight_hh" in leaves
-    if not (full or cell):
-        return None
-    sfx = "_l0" if full else ""
-    w_ih, w_hh = leaves[f"weight_ih{sfx}"].shape, leaves[f"weight_hh{sfx}"].shape
-    w_hr = leaves.get(f"weight_hr{sfx}")
-    if len(w_ih) != 2 or len(w_hh) != 2:
-        return None
-    if w_hr is not None and len(w_hr.shape) == 2:
-        hidden = w_hr.shape[1]
-        proj = w_hr.shape[0]
-    else:
-        hidden, proj = w_hh[1], 0
-    if hidden == 0 or w_ih[0] % hidden:
-        return None
-    gates = w_ih[0] // hidden
-    base = {4: "LSTM", 3: "GRU", 1: "RNN"}.get(gates)
-    if base is None:
-        return None
-    note = ""
-    if base == "RNN":
-        note = f"{prefix or '(root)'}: tanh or relu cannot be told apart from shapes (same count); shown as tanh"
-    settings: dict[str, object] = {"input_size": w_ih[1], "hidden_size": hidden, "bias": f"bias_ih{sfx}" in leaves}
-    if full:
-        names = [n for leaf in leaves if (n := parse_tensor_name(leaf)) is not None and n.layer is not None]
-        settings["num_layers"] = max(n.layer for n in names if n.layer is not None) + 1
-        settings["bidirectional"] = any(n.reverse for n in names)
-        if proj:
-            settings["proj_size"] = proj
-        kind = base
-    else:
-        kind = f"{base}Cell"
-    return Inferred(prefix, kind, settings, note)
-
-
-def _recurrent_module(inferred: Inferred) -> nn.Module:
-    cls = LAYERS[inferred.kind]
-    settings = dict(inferred.settings)
-    kind = "RNN_TANH" if inferred.kind == "RNN" else inferred.kind
-    make_spec(kind, **settings)  # raises InvalidSettingsError, naming the field
-    input_size, hidden_size = settings.pop("input_size"), settings.pop("hidden_size")
-    with torch.device("meta"):
-        return cls(input_size, hidden_size, **settings)
-
-
-def build_model(checkpoint: Checkpoint) -> tuple[nn.Module, list[str]]:
-    """A meta-device stand-in for the checkpoint: recurrent modules rebuilt, every tensor in place.
-
-    Modules appear in the checkpoint's key order. Returns the model and notes (ambiguities, and
-    recurrent-looking tensors whose shapes are too inconsistent to infer settings from).
+    Modules appear in the checkpoint's key order. The :class:`StandIn` carries the notes on what was
+    inferred (buffers, ambiguities, recurrent-looking tensors that fit no torch layout) and the
+    problems ``--check`` reports for them. ``buffers`` (a regular expression) overrides which
+    tensors of a state dict are buffers.
     """
     if checkpoint.module is not None:
-        return checkpoint.module, []
-    by_prefix: dict[str, dict[str, TensorMeta]] = {}
-    for name, meta in checkpoint.tensors.items():
-        prefix, leaf = _split(name)
-        by_prefix.setdefault(prefix, {})[leaf] = meta
-    notes: list[str] = []
-    recurrent: dict[str, Inferred] = {}
-    for prefix, leaves in by_prefix.items():
-        inferred = _infer(prefix, leaves)
-        if inferred is not None:
-            recurrent[prefix] = inferred
-            if inferred.note:
-                notes.append(inferred.note)
-
-    made: dict[str, nn.Module] = {}
-
-    def node(path: str) -> nn.Module:
-        found = made.get(path)
-        if found is not None:
-            return found
-        module = nn.Module()
-        inferred = recurrent.get(path)
-        if inferred is not None:
-            try:
-                module = _recurrent_module(inferred)
-                module._parameters.clear()  # the checkpoint's own tensors go in below
-            except (InvalidSettingsError, TypeError, ValueError) as exc:
-                notes.append(f"{path or '(root)'}: recurrent tensors with inconsistent shapes ({exc})")
-        if path:
-            parent_path, name = _split(path)
-            node(parent_path).add_module(name, module)
-        made[path] = module
-        return module
-
-    shared: dict[tuple[object, ...], nn.Parameter] = {}
-    for name, meta in checkpoint.tensors.items():  # registration order = checkpoint order
-        prefix, leaf = _split(name)
-        owner = node(prefix)
-        tensor = torch.empty(meta.shape, dtype=meta.dtype, device="meta")
-        if leaf in _BUFFER_NAMES:
-            owner.register_buffer(leaf, tensor)
-            continue
-        key = None if meta.storage is None else (*meta.storage, meta.shape, meta.dtype)
-        param = shared.get(key) if key is not None else None
-        if param is None:
-            param = nn.Parameter(tensor, requires_grad=tensor.is_floating_point() or tensor.is_complex())
-            if key is not None:
-                shared[key] = param
-        owner.register_parameter(leaf, param)
-    return node(""), notes
+        return StandIn(checkpoint.module, checkpoint.notes)
+    built = build_stand_in(checkpoint.tensors, buffers=buffers)
+    return StandIn(
+        built.model,
+        checkpoint.notes + built.notes,
+        built.problems,
+        built.buffers,
+        trainable_recorded=built.trainable_recorded,
+    )

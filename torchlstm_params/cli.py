@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from torch import nn
-
 from . import __version__
-from .checkpoint import build_model, read_checkpoint
+from .checkpoint import StandIn, build_model, read_checkpoint
 from .display import use_color
-from .errors import TorchLstmParamsError
+from .errors import Problem, TorchLstmParamsError
 from .file_render import keras_file_csv, onnx_file_csv, render_keras_file, render_onnx_file
 from .formulas import count_params
 from .keras_file import read_keras_file
@@ -43,7 +42,18 @@ _FORMATS = {"table": "simple", "github": "github", "markdown": "pipe", "json": "
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".tar")
 _FOREIGN_SUFFIXES = (".keras", ".h5", ".onnx")
 # Options that describe a torch model, which a Keras or ONNX report has no use for.
-_TORCH_ONLY = ("kwargs", "trust_pickle", "depth", "batch", "seq_len", "lengths", "optimizer", "budget", "plot")
+_TORCH_ONLY = (
+    "kwargs",
+    "trust_pickle",
+    "buffers",
+    "depth",
+    "batch",
+    "seq_len",
+    "lengths",
+    "optimizer",
+    "budget",
+    "plot",
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -116,6 +126,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--budget", type=int, default=None, help="a layer expression: largest hidden size within this count"
     )
+    parser.add_argument(
+        "--buffers",
+        default=None,
+        metavar="REGEX",
+        help="a state dict's tensors whose name matches REGEX (re.search) are buffers, instead of the "
+        "conventional buffer names (integer/bool tensors are buffers either way)",
+    )
     parser.add_argument("--trust-pickle", action="store_true", help="load pickled objects from a checkpoint you trust")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -150,9 +167,11 @@ def _seq_len(text: str) -> int | dict[str, int]:
 
 
 def _kind(spec: str) -> str:
+    if Path(spec).exists():  # an existing file wins: "LSTM_FCN (1).pt" is a download, not an expression
+        return "checkpoint"
     if is_expression(spec):
         return "expression"
-    if Path(spec).suffix in _CHECKPOINT_SUFFIXES or Path(spec).exists() or "/" in spec or "\\" in spec:
+    if Path(spec).suffix in _CHECKPOINT_SUFFIXES or "/" in spec or "\\" in spec:
         return "checkpoint"
     return "factory"
 
@@ -169,26 +188,33 @@ def _factory_kwargs(text: str | None) -> dict[str, object] | None:
     return kwargs
 
 
-def _model(args: argparse.Namespace, kind: str) -> tuple[nn.Module, list[str]]:
+def _model(args: argparse.Namespace, kind: str) -> StandIn:
     if args.kwargs is not None and kind != "factory":
         raise TorchLstmParamsError(f"--kwargs applies to a factory, not to a {kind}")
-    if args.trust_pickle and kind != "checkpoint":
-        raise TorchLstmParamsError(f"--trust-pickle applies to a checkpoint file, not to a {kind}")
+    for flag, value in (("--trust-pickle", args.trust_pickle), ("--buffers", args.buffers is not None)):
+        if value and kind != "checkpoint":
+            raise TorchLstmParamsError(f"{flag} applies to a checkpoint file, not to a {kind}")
     if kind == "expression":
-        return build_expression(args.spec), []
+        return StandIn(build_expression(args.spec))
     if kind == "factory":
-        return build_factory(args.spec, _factory_kwargs(args.kwargs)), []
+        return StandIn(build_factory(args.spec, _factory_kwargs(args.kwargs)))
+    if args.trust_pickle:
+        print(
+            f"torchlstm-params: --trust-pickle: {args.spec} is unpickled by torch.load(weights_only=False), "
+            "which imports and runs whatever code the file names",
+            file=sys.stderr,
+        )
     checkpoint = read_checkpoint(args.spec, trust_pickle=args.trust_pickle)
-    notes = (
-        [f"read from {checkpoint.format} file; state dict found under '{checkpoint.found_under}'"]
-        if (checkpoint.found_under)
-        else []
-    )
-    model, inferred = build_model(checkpoint)
-    return model, notes + inferred
+    if args.buffers is not None and checkpoint.module is not None:
+        raise TorchLstmParamsError("--buffers applies to a state dict; a pickled module records its own buffers")
+    built = build_model(checkpoint, buffers=args.buffers)
+    where = [f"read from {checkpoint.format} file; state dict found under '{checkpoint.found_under}'"]
+    notes = where if checkpoint.found_under else []
+    return dataclasses.replace(built, notes=(*notes, *built.notes))
 
 
 def _csv(report: Report) -> str:
+    """One row per module; the trainable column is empty where the file does not record what trains."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
@@ -198,7 +224,8 @@ def _csv(report: Report) -> str:
     for row in report.rows:
         e = recurrent.get(row.name)
         extra = [e.spec.kind, e.formula_params, e.tensor_params, e.status] if e is not None else ["", "", "", ""]
-        writer.writerow([row.name, row.type, row.depth, row.params, row.trainable_params, *extra])
+        trainable = row.trainable_params if report.trainable_recorded else ""
+        writer.writerow([row.name, row.type, row.depth, row.params, trainable, *extra])
     return out.getvalue().rstrip("\n")
 
 
@@ -293,11 +320,15 @@ def _run(args: argparse.Namespace) -> int:
     if _is_foreign(args):
         return _foreign(args)
     kind = args.kind or _kind(args.spec)
-    model, notes = _model(args, kind)
+    built = _model(args, kind)
+    notes = list(built.notes)
     lengths = _lengths(args.lengths)
     depth = args.depth if isinstance(args.depth, int) else None  # an int also cuts the report's rows (and the JSON)
-    summary = summarize_tree(model, max_depth=depth, batch=args.batch, seq_len=args.seq_len, lengths=lengths)
+    summary = summarize_tree(built.model, max_depth=depth, batch=args.batch, seq_len=args.seq_len, lengths=lengths)
     report = summary.report
+    if not built.trainable_recorded:
+        report = dataclasses.replace(report, trainable_recorded=False)
+        summary = dataclasses.replace(summary, report=report)
     if report.tokens is not None and report.recurrent and kind == "checkpoint":
         notes.append(
             "a state dict stores no dropout or batch_first: the saved-for-backward figures take dropout=0 and "
@@ -317,20 +348,27 @@ def _run(args: argparse.Namespace) -> int:
                 f" + recurrent activations saved for backward {format_bytes(saved)} = "
                 f"{format_bytes(memory.total + saved)} (other layers' activations not included)"
             )
+        if not report.trainable_recorded:
+            line += "; a state dict does not record what trains: every floating-point parameter is taken as trainable"
         notes.append(line)
     if args.budget is not None:
         notes.extend(_budget_lines(args, report, args.budget))
     if args.plot is not None:
         report.plot(args.plot)
         notes.append(f"picture of where the parameters live written to {args.plot}")
-    problems: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
     if args.check:
-        problems = tuple(str(p) for p in problems_in(summary, check_options("--check")))
+        problems = built.problems + problems_in(summary, check_options("--check"))
+    # Missing recurrent tensors are a mismatch whether or not the module could be rebuilt;
+    # tensors that fit no torch layout (a custom cell, say) are a note, and a problem for --check.
+    broken = any(p.code != "RNN_UNRECOGNISED" for p in built.problems)
     if args.format == "json":
         data = report.to_dict()
         data["notes"] = notes
+        if not built.trainable_recorded:  # a state dict: which tensors are buffers was inferred
+            data["buffers_inferred"] = list(built.buffers)
         if args.check:
-            data["problems"] = list(problems)
+            data["problems"] = [str(p) for p in problems]
         print(json.dumps(data, indent=2))
     elif args.format == "csv":
         print(_csv(report))
@@ -352,7 +390,7 @@ def _run(args: argparse.Namespace) -> int:
                 lines.append(paint("Sanity check: passed", "ok", color))
             lines.extend(f"  {p}" for p in problems)
         print("\n".join(lines))
-    return 1 if problems or not report.matches else 0
+    return 1 if problems or broken or not report.matches else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

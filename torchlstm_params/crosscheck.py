@@ -131,9 +131,11 @@ def _parametrized(module: nn.Module, name: str) -> tuple[Shape, Explanation, int
     logical = max((sh for _, sh in known), key=_numel)  # the original that carries the weight's shape
     held = sum(_numel(sh) for _, sh in known)
     by = ", ".join(_qualname(m) for m in plist.children())
+    # A state dict's stand-in holds the originals but not the parametrization, which is code.
+    how = f"by {by}" if by else "through torch.nn.utils.parametrize (by what, the checkpoint does not record)"
     stand_ins = ", ".join(f"parametrizations.{name}.{n} {format_shape(sh)}" for n, sh in known)
     delta = held - _numel(logical)
-    message = f"{name} is reparametrized by {by}; it is computed from {stand_ins} ({delta:+,} elements)"
+    message = f"{name} is reparametrized {how}; it is computed from {stand_ins} ({delta:+,} elements)"
     return logical, Explanation(name, "parametrized", message, delta), held
 
 

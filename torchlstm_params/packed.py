@@ -1,20 +1,29 @@
-"""Dynamic-quantized recurrent modules: the logical tensors behind packed weights.
+"""Quantized modules: the logical tensors behind packed weights.
 
-``torch.ao.quantization.quantize_dynamic`` replaces an LSTM/GRU's parameters by
-packed ``ScriptObject``s, so ``parameters()`` yields nothing and a numel sum
-says 0. The packed objects still know each weight's shape and dtype; this
-module asks them (``quantized::linear_unpack``), without running the model.
+``torch.ao.quantization.quantize_dynamic`` replaces an LSTM/GRU's (and a Linear's)
+parameters by packed ``ScriptObject``s, so ``parameters()`` yields nothing and a
+numel sum says 0; static quantization does the same to Linear, Conv and Embedding
+layers. The packed objects still know each weight's shape and dtype; this module
+asks them (``quantized::linear_unpack`` and the modules' own ``_weight_bias``),
+without running the model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import torch
 from torch import nn
+from torch.ao.nn.quantized import Embedding as QuantizedEmbedding
+from torch.ao.nn.quantized.modules.utils import WeightedQuantizedModule
 
-__all__ = ["PackedStorage", "packed_tensors"]
+__all__ = ["PACKED_CLASSES", "PackedStorage", "packed_module", "packed_tensors"]
+
+#: Non-recurrent classes whose weights quantization packs out of ``parameters()``: quantized and
+#: dynamic-quantized Linear and Conv (and their fused variants, all WeightedQuantizedModule), and
+#: quantized Embedding/EmbeddingBag. Dynamic-quantized LSTM/GRU/cells are recurrent: see packed_tensors.
+PACKED_CLASSES: Final = (WeightedQuantizedModule, QuantizedEmbedding)
 
 Shape = tuple[int, ...]
 
@@ -89,3 +98,31 @@ def packed_tensors(module: nn.Module, directions: int) -> tuple[dict[str, Shape]
             _add(totals, str(bias.dtype).removeprefix("torch."), bias.numel(), bias.numel() * bias.element_size())
     storage = PackedStorage(tuple((dt, n, b) for dt, (n, b) in sorted(totals.items())))
     return shapes, storage
+
+
+def _storage_of(tensors: list[torch.Tensor]) -> PackedStorage:
+    totals: dict[str, list[int]] = {}
+    for t in tensors:
+        dtype = str(t.dtype).removeprefix("torch.")
+        _add(totals, dtype, t.numel(), t.numel() * t.element_size())
+    return PackedStorage(tuple((dt, n, b) for dt, (n, b) in sorted(totals.items())))
+
+
+def packed_module(module: nn.Module) -> tuple[int, PackedStorage]:
+    """Logical elements (weight and bias) and storage of a module in :data:`PACKED_CLASSES`."""
+    quantized: Any = module  # their weight()/_weight_bias() are untyped methods
+    if isinstance(module, QuantizedEmbedding):
+        tensors = [quantized.weight()]
+    else:
+        weight, bias = quantized._weight_bias()
+        tensors = [t for t in (weight, bias) if t is not None]
+    storage = _storage_of(tensors)
+    packed_params = getattr(module, "_packed_params", None)
+    if getattr(packed_params, "dtype", None) == torch.float16:  # fp16 packing: unpacks to float32, holds float16
+        weight = tensors[0]
+        totals: dict[str, list[int]] = {}
+        _add(totals, "float16", weight.numel(), weight.numel() * 2)
+        for t in tensors[1:]:
+            _add(totals, str(t.dtype).removeprefix("torch."), t.numel(), t.numel() * t.element_size())
+        storage = PackedStorage(tuple((dt, n, b) for dt, (n, b) in sorted(totals.items())))
+    return sum(t.numel() for t in tensors), storage

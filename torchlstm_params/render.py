@@ -186,7 +186,8 @@ def _module_cells(line: Line, report: Report, pruned: dict[str, list[tuple[int, 
         else:
             params += " (pruned: masks on meta, not read)"
     kind = line.type if len(line.type) <= 48 else line.type[:47] + "…"
-    return (label, kind, params, _percent(line.params, report.total_params), f"{line.trainable_params:,}")
+    trainable = f"{line.trainable_params:,}" if report.trainable_recorded else "not recorded"
+    return (label, kind, params, _percent(line.params, report.total_params), trainable)
 
 
 def _module_parts(report: Report, limit: int | None, fold: bool) -> list[Part]:
@@ -485,15 +486,27 @@ def _problems(groups: Sequence[RecurrentGroup], color: bool) -> list[str]:
 
 
 def _footer(report: Report) -> list[str]:
-    lines = [
-        f"Total params: {report.total_params:,} ({format_count(report.total_params)})"
-        if report.total_params >= 1000
-        else f"Total params: {report.total_params:,}",
-        f"Trainable params: {report.trainable_params:,}"
-        + (f" ({format_count(report.trainable_params)})" if report.trainable_params >= 1000 else ""),
-        f"Non-trainable params: {report.non_trainable_params:,}"
-        + (f" ({format_count(report.non_trainable_params)})" if report.non_trainable_params >= 1000 else ""),
-    ]
+    def counted(label: str, n: int) -> str:
+        return f"{label}: {n:,}" + (f" ({format_count(n)})" if n >= 1000 else "")
+
+    packed = report.packed_params
+    if packed:
+        modules = len(report.packed_modules) + sum(e.packed is not None for e in report.recurrent)
+        lines = [
+            counted("Total params", report.total_params)
+            + " (what parameters() yields; quantization packs weights out of it)",
+            counted("Logical params", report.logical_params)
+            + f" (with {packed:,} held packed by {modules:,} quantized module{'s' if modules != 1 else ''})",
+        ]
+    else:
+        lines = [counted("Total params", report.total_params)]
+    if report.trainable_recorded:
+        lines += [
+            counted("Trainable params", report.trainable_params),
+            counted("Non-trainable params", report.non_trainable_params),
+        ]
+    else:
+        lines.append("Trainable params: not recorded (a state dict does not record which parameters train)")
     if report.pruned:
         held = sum(p.params for p in report.pruned)
         effective = report.effective_params

@@ -26,6 +26,7 @@ __all__ = [
     "ModuleAlias",
     "ModuleRow",
     "OwnParams",
+    "PackedModule",
     "PrunedTensor",
     "RecurrentEntry",
     "Report",
@@ -241,6 +242,23 @@ class ModuleAlias:
 
 
 @dataclass(frozen=True, slots=True)
+class PackedModule:
+    """A non-recurrent module whose weights quantization packed out of ``parameters()``.
+
+    Attributes:
+        name: its module path.
+        type: its class name (``Linear``, ``Conv2d``, ``Embedding``, ...).
+        params: the logical elements (weight and bias) it holds packed.
+        packed: their storage.
+    """
+
+    name: str
+    type: str
+    params: int
+    packed: PackedStorage
+
+
+@dataclass(frozen=True, slots=True)
 class DtypeUsage:
     """Unique parameter elements and bytes of one dtype, and how many of those elements train.
 
@@ -297,6 +315,11 @@ class Report:
         pruned: tensors under ``torch.nn.utils.prune``, with what their masks keep.
         batch: the batch size the compute figures are for.
         seq_len: the sequence length given: one int, or a path -> length mapping.
+        packed_modules: quantized Linear/Conv/Embedding modules, whose weights are packed out of
+            ``parameters()`` (``logical_params`` adds them back).
+        trainable_recorded: False for a state dict, which does not record what trains: ``trainable_params``
+            is then every floating-point parameter (what its stand-in assumes), and ``to_dict()`` and the
+            tables say null / "not recorded".
     """
 
     model_type: str
@@ -322,6 +345,8 @@ class Report:
     pruned: tuple[PrunedTensor, ...] = ()  # tensors under torch.nn.utils.prune
     batch: int | None = None  # the batch the compute figures are for (None: not asked, or lengths=)
     seq_len: int | dict[str, int] | None = None  # as given to summarize: one length, or per module path
+    packed_modules: tuple[PackedModule, ...] = ()  # quantized Linear/Conv/Embedding: weights packed out of parameters()
+    trainable_recorded: bool = True  # False for a state dict, which does not record what trains
 
     @property
     def matches(self) -> bool:
@@ -329,9 +354,16 @@ class Report:
         return all(e.matches for e in self.recurrent)
 
     @property
+    def packed_params(self) -> int:
+        """Logical elements that quantization packed out of ``parameters()``: packed recurrent modules'
+        formula counts and packed Linear/Conv/Embedding weights and biases."""
+        recurrent = sum(e.formula_params for e in self.recurrent if e.packed is not None)
+        return recurrent + sum(m.params for m in self.packed_modules)
+
+    @property
     def logical_params(self) -> int:
-        """``total_params`` plus the weights that dynamic quantization packed out of ``parameters()``."""
-        return self.total_params + sum(e.formula_params for e in self.recurrent if e.packed is not None)
+        """``total_params`` plus the weights that quantization packed out of ``parameters()``."""
+        return self.total_params + self.packed_params
 
     @property
     def bytes_by_dtype(self) -> dict[str, int]:
@@ -356,6 +388,10 @@ class Report:
                 out[field.name] = plain(value)
         out["matches"] = self.matches
         out["logical_params"] = self.logical_params
+        if not self.trainable_recorded:  # not known: null, never a copy of the parameter counts
+            out["trainable_params"] = out["non_trainable_params"] = None
+            for item in (*out["rows"], *out["dtypes"]):
+                item["trainable_params"] = None
         return out
 
     def render(

@@ -55,6 +55,7 @@ CODES: Final[Mapping[str, str]] = {
     "RNN_DROPOUT_NO_EFFECT": "dropout > 0 on a single-layer RNN does nothing",
     "NON_FINITE": "a parameter holds NaN or Inf values",
     "RNN_EXPLAINED_DIFFERENCE": "recurrent tensors differ from the formula in an explained way (only with strict=True)",
+    "RNN_UNRECOGNISED": "a checkpoint's tensors are named like a torch recurrent module's but fit no torch layout",
 }
 
 _FINDING_CODES: Final = {

@@ -26,9 +26,20 @@ from .distributed import local_figures_of
 from .errors import InvalidSettingsError, NotAModuleError
 from .estimates import ITEMSIZE, compute, saved_activations, state_memory, tokens
 from .formulas import Formula, formula
+from .packed import PACKED_CLASSES, packed_module
 from .pruning import pruned_tensors
 from .registry import Registry, default_registry
-from .results import DtypeUsage, ModuleAlias, ModuleRow, OwnParams, PrunedTensor, RecurrentEntry, Report, SharedTensor
+from .results import (
+    DtypeUsage,
+    ModuleAlias,
+    ModuleRow,
+    OwnParams,
+    PackedModule,
+    PrunedTensor,
+    RecurrentEntry,
+    Report,
+    SharedTensor,
+)
 from .tally import tally
 from .walk import Tree, walk
 
@@ -275,6 +286,21 @@ def _activation_dtype(module: nn.Module) -> str:
     return "float32"  # dynamic-quantized modules keep int8 weights and compute in float32
 
 
+def _packed_modules(tree: Tree) -> tuple[PackedModule, ...]:
+    """Quantized Linear/Conv/Embedding modules, whose weights are packed out of ``parameters()``."""
+    flags: dict[type, bool] = {}
+    out = []
+    for path, module in zip(tree.paths, tree.modules, strict=True):
+        cls = type(module)
+        flag = flags.get(cls)
+        if flag is None:
+            flag = flags[cls] = issubclass(cls, PACKED_CLASSES)
+        if flag:
+            params, storage = packed_module(module)
+            out.append(PackedModule(path, cls.__name__, params, storage))
+    return tuple(out)
+
+
 def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: _BatchShape | None) -> Report:
     modules, paths, depths = tree.modules, tree.paths, tree.depths
     recurrent = _detect_all(tree, registry)
@@ -327,6 +353,7 @@ def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: 
         seq_len=None
         if batch_shape is None
         else (batch_shape.seq_len if batch_shape.per_module is None else dict(batch_shape.per_module)),
+        packed_modules=_packed_modules(tree),
     )
 
 
