@@ -418,3 +418,373 @@ def test_build_model_notes_recurrent_tensors_too_inconsistent_to_read(tmp_path: 
     assert [n for n, _ in encoder.named_parameters()] == list(state)  # every tensor is still counted
     assert notes == ["encoder: recurrent tensors with inconsistent shapes (input_size must be >= 1, got: 0)"]
     assert summarize(model).total_params == sum(t.numel() for t in state.values())
+
+
+# --- issue 15: real checkpoint files -------------------------------------------------------------
+
+
+def no_traceback(err: str) -> bool:
+    return "Traceback" not in err
+
+
+class ResLSTMCell(nn.Module):
+    """The tensor layout of neuralforecast's DilatedRNN ResLSTMCell (neuralforecast/models/dilated_rnn.py):
+    ``weight_ih`` (3h, h) and ``weight_hh`` (h, h) beside its own gates, and its sizes kept as buffers
+    named ``input_size``/``hidden_size``, like a torch cell's attributes."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        h = hidden_size
+        self.register_buffer("input_size", torch.tensor([float(input_size)]))
+        self.register_buffer("hidden_size", torch.tensor([float(h)]))
+        self.weight_ii = nn.Parameter(torch.randn(3 * h, input_size))
+        self.weight_ic = nn.Parameter(torch.randn(3 * h, h))
+        self.weight_ih = nn.Parameter(torch.randn(3 * h, h))
+        self.bias_ii = nn.Parameter(torch.randn(3 * h))
+        self.bias_ic = nn.Parameter(torch.randn(3 * h))
+        self.bias_ih = nn.Parameter(torch.randn(3 * h))
+        self.weight_hh = nn.Parameter(torch.randn(h, h))
+        self.bias_hh = nn.Parameter(torch.randn(h))
+        self.weight_ir = nn.Parameter(torch.randn(h, input_size))
+
+
+class FusedBiasCell(nn.Module):
+    """A cell with one bias vector: the tensor named ``bias`` clashes with a torch cell's ``bias`` flag."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight_ih = nn.Parameter(torch.zeros(80, 10))
+        self.weight_hh = nn.Parameter(torch.zeros(80, 20))
+        self.bias = nn.Parameter(torch.zeros(80))
+
+
+def test_item1_a_tensor_named_like_a_torch_attribute_is_read_not_a_crash(tmp_path: Path, capsys):
+    model = nn.Sequential(FusedBiasCell(), nn.Linear(20, 3))
+    path = tmp_path / "fused.pt"
+    torch.save(model.state_dict(), path)
+    code, out, err = run(capsys, path, "--format", "json")
+    assert code == 0 and no_traceback(err)
+    data = json.loads(out)
+    assert data["total_params"] == sum(p.numel() for p in model.parameters())
+    (entry,) = data["recurrent"]  # weight_ih/weight_hh fit LSTMCell(10, 20, bias=False) and nothing else
+    assert (entry["name"], entry["kind"], entry["input_size"], entry["hidden_size"], entry["bias"]) == (
+        "0",
+        "LSTMCell",
+        10,
+        20,
+        False,
+    )
+    assert entry["status"] == "explained"  # the lone bias is an extra parameter, as for a live module
+    assert "extra parameter bias (80,)" in entry["explanations"][0]["message"]
+
+
+def test_item2_a_custom_cell_named_like_torch_is_a_note_not_a_mismatch(tmp_path: Path, capsys):
+    model = nn.ModuleDict({"cells": nn.ModuleList([ResLSTMCell(5, 20), nn.LSTMCell(20, 20)])})
+    path = tmp_path / "dilated.pt"
+    torch.save(model.state_dict(), path)
+    code, out, err = run(capsys, path)
+    assert code == 0 and no_traceback(err)  # a healthy checkpoint: no MISMATCH, exit 0
+    assert "MISMATCH" not in out
+    listing = "weight_ih (60, 20), bias_ih (60,), weight_hh (20, 20), bias_hh (20,)"
+    assert f"cells.0: tensors named like a torch recurrent module's ({listing})" in out
+    assert "fit no torch LSTM/GRU/RNN setting" in out
+    code, out, _ = run(capsys, path, "--format", "json")
+    data = json.loads(out)
+    assert [(e["name"], e["kind"], e["status"]) for e in data["recurrent"]] == [("cells.1", "LSTMCell", "ok")]
+    # input_size/hidden_size are buffers in the live model; a state dict cannot say so. --buffers can:
+    live = sum(p.numel() for p in model.parameters())
+    assert data["total_params"] == live + 2
+    code, out, _ = run(capsys, path, "--format", "json", "--buffers", r"\.(input|hidden)_size$")
+    data = json.loads(out)
+    assert data["total_params"] == live
+    assert data["buffers_inferred"] == ["cells.0.input_size", "cells.0.hidden_size"]
+    code, out, _ = run(capsys, path, "--check")
+    assert code == 1 and "[RNN_UNRECOGNISED] cells.0:" in out and "Sanity check: passed" not in out
+
+
+def test_item3_a_deleted_tensor_leaves_the_module_recognised_and_missing(tmp_path: Path, capsys):
+    state = nn.LSTM(10, 20, num_layers=2).state_dict()
+    del state["weight_hh_l0"]
+    path = tmp_path / "deleted.pt"
+    torch.save(state, path)
+    code, out, err = run(capsys, path, "--check")
+    assert code == 1 and no_traceback(err)
+    assert "[RNN_TENSOR_MISSING] (root): weight_hh_l0: missing, expected shape (80, 20)" in out
+    code, out, _ = run(capsys, path, "--format", "json")
+    (entry,) = json.loads(out)["recurrent"]
+    assert (entry["kind"], entry["num_layers"], entry["status"]) == ("LSTM", 2, "mismatch")
+
+
+def test_item3_a_deleted_tensor_that_leaves_the_kind_open_is_reported_missing(tmp_path: Path, capsys):
+    state = nn.LSTM(10, 20).state_dict()
+    del state["weight_hh_l0"]  # left: (80, 10) and two (80,) biases: LSTM(10, 20) or RNN(10, 80)
+    path = tmp_path / "deleted1.pt"
+    torch.save(state, path)
+    code, out, err = run(capsys, path)
+    assert code == 1 and no_traceback(err)
+    assert "weight_hh_l0 missing; the tensors present fit LSTM(10, 20) or RNN(10, 80)" in out
+    code, out, _ = run(capsys, path, "--check")
+    assert "[RNN_TENSOR_MISSING] (root): weight_hh_l0 missing" in out and "Sanity check: passed" not in out
+
+
+def test_item3_parametrized_weight_norm_originals_are_explained(tmp_path: Path, capsys):
+    from torch.nn.utils.parametrizations import weight_norm
+
+    model = nn.Sequential(nn.Embedding(30, 10), nn.LSTM(10, 20, num_layers=2))
+    weight_norm(model[1], "weight_hh_l0")
+    path = tmp_path / "parametrized.pt"
+    torch.save(model.state_dict(), path)
+    assert "1.parametrizations.weight_hh_l0.original1" in model.state_dict()
+    code, out, err = run(capsys, path, "--format", "json", "--check")
+    assert code == 0 and no_traceback(err)
+    data = json.loads(out)
+    assert data["total_params"] == sum(p.numel() for p in model.parameters())
+    (entry,) = data["recurrent"]
+    assert (entry["name"], entry["kind"], entry["num_layers"], entry["status"]) == ("1", "LSTM", 2, "explained")
+    assert entry["formula_params"] == sum(p.numel() for p in nn.LSTM(10, 20, num_layers=2).parameters())
+    (why,) = entry["explanations"]
+    assert why["kind"] == "parametrized" and why["delta"] == 80  # g: one scale per row of weight_hh_l0 (80, 20)
+    assert data["problems"] == []
+
+
+@pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated:FutureWarning")
+def test_item3_legacy_weight_norm_originals_are_explained(tmp_path: Path, capsys):
+    model = nn.Sequential(nn.GRU(10, 20))
+    torch.nn.utils.weight_norm(model[0], "weight_hh_l0")
+    path = tmp_path / "legacy.pt"
+    torch.save(model.state_dict(), path)
+    assert "0.weight_hh_l0_g" in model.state_dict()
+    code, out, err = run(capsys, path, "--format", "json", "--check")
+    assert code == 0 and no_traceback(err)
+    data = json.loads(out)
+    assert data["total_params"] == sum(p.numel() for p in model.parameters())
+    (entry,) = data["recurrent"]
+    assert (entry["kind"], entry["status"]) == ("GRU", "explained")
+    assert entry["explanations"][0]["kind"] == "weight_norm"
+
+
+def test_item4_an_existing_file_with_a_parenthesis_is_a_file(tmp_path: Path, capsys, monkeypatch):
+    torch.save(nn.GRU(3, 4).state_dict(), tmp_path / "LSTM_FCN (1).pt")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "LSTM_FCN (1).pt", "--format", "json")
+    assert code == 0 and no_traceback(err)
+    assert json.loads(out)["total_params"] == sum(p.numel() for p in nn.GRU(3, 4).parameters())
+
+
+class Masked(nn.Module):
+    """Buffers as real models register them: dropout masks (speechbrain LiGRU's drop_masks), a float
+    attention mask (neuralforecast TFT's _mask), position ids (int64), a bool mask, rotary inv_freq."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(8, 16)
+        self.norm = nn.BatchNorm1d(16)
+        self.register_buffer("drop_masks", torch.ones(4, 16, 16))
+        self.register_buffer("_mask", torch.ones(36, 36))
+        self.register_buffer("position_ids", torch.arange(12))
+        self.register_buffer("causal", torch.ones(4, 4, dtype=torch.bool))
+        self.register_buffer("inv_freq", torch.ones(8))
+        self.head = nn.Linear(16, 2)
+
+
+def test_item5_buffers_are_inferred_said_and_overridable(tmp_path: Path, capsys):
+    model = Masked()
+    path = tmp_path / "masked.pt"
+    torch.save(model.state_dict(), path)
+    live_params = sum(p.numel() for p in model.parameters())
+    live_buffers = list(dict(model.named_buffers()))
+    code, out, err = run(capsys, path, "--format", "json")
+    assert code == 0 and no_traceback(err)
+    data = json.loads(out)
+    assert data["total_params"] == live_params
+    assert data["buffer_count"] == len(live_buffers)
+    assert data["buffer_elements"] == sum(b.numel() for b in model.buffers())
+    assert sorted(data["buffers_inferred"]) == sorted(live_buffers)
+    assert data["trainable_params"] is None and data["non_trainable_params"] is None
+    assert all(row["trainable_params"] is None for row in data["rows"])
+    assert any("a state dict does not record which tensors are buffers" in n for n in data["notes"])
+    code, out, _ = run(capsys, path)
+    assert "Trainable params: not recorded" in out
+    assert "not recorded" in out.splitlines()[2]  # the Trainable column of the root row
+    assert "drop_masks" in out and "_mask" in out  # the note lists the tensors taken as buffers
+    # --buffers replaces the conventional names (integer and bool tensors stay buffers)
+    code, out, _ = run(capsys, path, "--format", "json", "--buffers", "norm\\.running_")
+    data = json.loads(out)
+    floats_kept = sum(model.get_buffer(n).numel() for n in ("drop_masks", "_mask", "inv_freq"))
+    assert data["total_params"] == live_params + floats_kept
+    assert sorted(data["buffers_inferred"]) == sorted(
+        ["norm.running_mean", "norm.running_var", "norm.num_batches_tracked", "position_ids", "causal"]
+    )
+    code, _, err = run(capsys, path, "--buffers", "(")
+    assert code == 2 and "--buffers '(' is not a regular expression" in err and no_traceback(err)
+
+
+@pytest.mark.filterwarnings(
+    "ignore:.*quantize.*deprecated:DeprecationWarning",
+    "ignore:.*quantized tensor creation functions.*deprecated:UserWarning",
+    "ignore:.*torch.ao.quantization is deprecated:DeprecationWarning",
+    "ignore:TypedStorage is deprecated:UserWarning",  # torch.load of packed quantized weights
+)
+def test_item6_a_pickled_quantized_model_shows_its_logical_total(tmp_path: Path, capsys):
+    float_model = nn.Sequential(nn.Linear(4, 8), nn.LSTM(8, 8), nn.Linear(8, 3))
+    quantized = torch.ao.quantization.quantize_dynamic(float_model, {nn.LSTM, nn.Linear})
+    path = tmp_path / "quantized.pt"
+    torch.save(quantized, path)
+    code, out, err = run(capsys, path, "--trust-pickle")
+    assert code == 0 and no_traceback(err)
+    assert "is unpickled by torch.load(weights_only=False)" in err  # says what it trusts
+    assert "Total params: 0 (what parameters() yields" in out
+    assert f"Logical params: {sum(p.numel() for p in float_model.parameters()):,}" in out
+
+
+def test_item8_safetensors_rows_follow_storage_order_and_the_tanh_note_names_the_module(tmp_path: Path, capsys):
+    from safetensors import safe_open
+
+    model = nn.Sequential()
+    model.add_module("zeta", nn.RNN(4, 4))
+    model.add_module("alpha", nn.Embedding(10, 4, dtype=torch.float64))  # safetensors stores F64 first
+    model.add_module("mid", nn.RNNCell(4, 3))
+    path = tmp_path / "order.safetensors"
+    save_file(model.state_dict(), str(path))
+    with safe_open(str(path), framework="pt") as handle:
+        alphabetical = [k.split(".")[0] for k in handle.keys()]  # noqa: SIM118
+    assert alphabetical[0] == "alpha" and alphabetical[-1] == "zeta"
+    with path.open("rb") as fh:
+        (length,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(length))
+    by_offset = sorted((v["data_offsets"][0], k) for k, v in header.items() if k != "__metadata__")
+    storage_order = list(dict.fromkeys(k.split(".")[0] for _, k in by_offset))
+    code, out, err = run(capsys, path, "--format", "json")
+    assert code == 0 and no_traceback(err)
+    data = json.loads(out)
+    assert [row["name"] for row in data["rows"][1:]] == storage_order
+    (note,) = [n for n in data["notes"] if "tanh or relu" in n]
+    assert note.endswith("shown as tanh: zeta (RNN), mid (RNNCell)") or note.endswith(
+        "shown as tanh: mid (RNNCell), zeta (RNN)"
+    )
+
+
+def test_item9_a_meta_device_state_dict_is_not_tied_by_address(tmp_path: Path, capsys):
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 8), nn.LSTM(8, 8), nn.LSTM(8, 8))
+    path = tmp_path / "meta.pt"
+    torch.save(model.state_dict(), path)
+    code, out, err = run(capsys, path, "--format", "json", "--check")
+    assert code == 0 and no_traceback(err)
+    data = json.loads(out)
+    assert data["total_params"] == sum(p.numel() for p in model.parameters()) == 1296
+    assert data["shared"] == []
+    assert any("saved from the meta device" in n for n in data["notes"])
+
+
+def test_item9_a_huge_layer_number_is_answered_at_once(tmp_path: Path):
+    import subprocess
+    import sys
+    import time
+
+    from torchlstm_params import summarize
+    from torchlstm_params.checkpoint import build_model
+
+    path = tmp_path / "tiny.pt"
+    state = {"weight_ih_l0": (8, 3), "weight_hh_l0": (8, 2), "weight_ih_l99999999": (8, 2)}
+    torch.save({name: torch.zeros(shape) for name, shape in state.items()}, path)
+    assert path.stat().st_size < 3000
+    # First the command line, in a process of its own (a build sized by the layer number never ends).
+    import torchlstm_params
+
+    done = subprocess.run(
+        [sys.executable, "-m", "torchlstm_params", str(path), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(torchlstm_params.__file__).parents[1],  # this checkout's package
+    )
+    assert done.returncode == 1 and no_traceback(done.stderr)
+    assert "[RNN_TENSOR_UNEXPECTED] (root): weight_ih_l99999999" in done.stdout
+    checkpoint = read_checkpoint(path)
+    start = time.perf_counter()
+    built = build_model(checkpoint)
+    report = summarize(built.model)
+    assert time.perf_counter() - start < 1.0  # nothing sized by the layer number
+    (entry,) = report.recurrent
+    assert entry.spec.num_layers == 1 and entry.status == "mismatch"
+    assert [p.code for p in built.problems] == ["RNN_TENSOR_MISSING"]
+    assert "no tensors for layer(s) 1 to 99,999,998" in built.problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("state", "why"),
+    [
+        ({"weight_ih_l0": (40, 10), "weight_hh_l0": (40, 20)}, "closest is LSTM(10, 20, bias=False)"),
+        (
+            {"weight_ih_l0": (80, 10), "weight_hh_l0": (80, 20), "weight_hr_l0": (20, 20)},
+            "proj_size has to be smaller than hidden_size",
+        ),
+        ({"weight_ih_l0": (80, 10), "weight_hh_l0": (80,)}, "weight_hh_l0 is 1-D"),
+    ],
+    ids=["two-gate-groups", "proj-not-below-hidden", "one-dimensional-weight_hh"],
+)
+def test_item9_recurrent_names_no_torch_setting_produces_never_pass_the_check(tmp_path: Path, capsys, state, why):
+    path = tmp_path / "impossible.pt"
+    torch.save({f"rnn.{name}": torch.zeros(shape) for name, shape in state.items()}, path)
+    code, out, err = run(capsys, path, "--check")
+    assert code == 1 and no_traceback(err)
+    assert "Sanity check: passed" not in out
+    assert "[RNN_UNRECOGNISED] rnn: tensors named like a torch recurrent module's" in out and why in out
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"training": (3,), "forward.weight": (2, 2), "a": (1,), "a.b": (2,)},
+        {"": (4,), "a..b": (5,), "x.": (2,)},
+        {"lstm.weight_ih_l0": (8, 3), "lstm.weight_hh_l0": (8, 2), "lstm.bias": (8,), "lstm.mode": (1,)},
+        {"cell.weight_ih": (8, 3), "cell.weight_hh": (8, 2), "cell.input_size": (1,), "cell.hidden_size": (1,)},
+        {"_parameters": (2,), "_modules.x": (3,), "__dict__": (1,)},
+    ],
+    ids=["module-attributes", "empty-parts", "rnn-attributes", "cell-attributes", "module-internals"],
+)
+def test_item9_keys_that_clash_with_module_attributes_are_read(tmp_path: Path, capsys, state):
+    path = tmp_path / "odd.pt"
+    torch.save({name: torch.zeros(shape) for name, shape in state.items()}, path)
+    code, out, err = run(capsys, path, "--format", "json")
+    assert code in (0, 1) and no_traceback(err) and err == ""
+    data = json.loads(out)
+    expected = 0
+    for shape in state.values():
+        n = 1
+        for d in shape:
+            n *= d
+        expected += n
+    assert data["total_params"] == expected
+
+
+def test_item9_unsigned_safetensors_dtypes_and_non_utf8_file_names(tmp_path: Path, capsys):
+    import os
+
+    tensors = {
+        "u16": torch.zeros(2, dtype=torch.uint16),
+        "u32": torch.zeros(3, dtype=torch.uint32),
+        "u64": torch.zeros(1, dtype=torch.uint64),
+        "w": torch.zeros(5),
+    }
+    written = tmp_path / "plain.safetensors"
+    save_file(tensors, str(written))  # safetensors takes UTF-8 names only: rename it afterwards
+    path = tmp_path / os.fsdecode(b"mod\xe8le.safetensors")  # latin-1 bytes: not UTF-8
+    try:
+        os.rename(written, path)
+    except (UnicodeEncodeError, OSError):
+        pytest.skip("this file system cannot name a file with non-UTF-8 bytes")
+    code, out, err = run(capsys, path, "--format", "json")
+    assert code == 0 and no_traceback(err)
+    data = json.loads(out)
+    assert data["total_params"] == 5
+    assert (data["buffer_count"], data["buffer_bytes"]) == (3, 2 * 2 + 3 * 4 + 1 * 8)  # integers are buffers
+    pt = tmp_path / os.fsdecode(b"mod\xe8le.pt")
+    with pt.open("wb") as fh:
+        torch.save(nn.LSTM(3, 2).state_dict(), fh)
+    code, out, err = run(capsys, pt, "--format", "json")
+    assert code == 0 and no_traceback(err)
+    (entry,) = json.loads(out)["recurrent"]
+    assert (entry["kind"], entry["input_size"], entry["hidden_size"], entry["status"]) == ("LSTM", 3, 2, "ok")
