@@ -1,4 +1,5 @@
-"""Dynamic-quantized recurrent modules: the logical tensors behind packed weights, against the float model."""
+"""Quantized modules: the logical tensors behind packed weights (recurrent, Linear, Conv, Embedding), against the
+float models they came from."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from torch import nn
 from tests.helpers import lstm_count, numel
 from torchlstm_params import check, summarize
 from torchlstm_params.detect import detect
-from torchlstm_params.packed import PackedStorage, packed_tensors
+from torchlstm_params.packed import PACKED_CLASSES, PackedStorage, packed_module, packed_tensors
 
 
 def quantized(model: nn.Module, dtype: torch.dtype) -> nn.Module:
@@ -87,3 +88,73 @@ def test_dynamic_quantized_fp16_storage():
     weights = 3 * 6 * (4 + 6)
     assert entry.packed is not None
     assert entry.packed.dtypes == (("float16", weights, 2 * weights), ("float32", 2 * 18, 4 * 2 * 18))
+
+
+def quantize_dynamic(model: nn.Module, classes: set[type[nn.Module]], dtype: torch.dtype = torch.qint8) -> nn.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's own deprecation notices
+        return torch.ao.quantization.quantize_dynamic(model, classes, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.qint8, torch.float16], ids=["qint8", "fp16"])
+def test_dynamic_quantized_linear_and_recurrent_modules_keep_their_logical_total(dtype):
+    float_model = nn.Sequential(
+        nn.Linear(6, 8),
+        nn.LSTM(8, 8, num_layers=2, bidirectional=True),
+        nn.GRU(16, 5),
+        nn.LSTMCell(5, 4),
+        nn.GRUCell(4, 3),
+        nn.RNNCell(3, 2),
+        nn.LayerNorm(2),  # stays float: counted by parameters()
+        nn.Linear(2, 7, bias=False),
+    )
+    classes = {nn.Linear, nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell, nn.RNNCell}
+    model = quantize_dynamic(float_model, classes, dtype)
+    report = summarize(model)
+    assert report.total_params == numel(model) == 4  # the LayerNorm alone
+    assert report.logical_params == numel(float_model)
+    assert [(m.name, m.params) for m in report.packed_modules] == [
+        ("0", numel(float_model[0])),
+        ("7", numel(float_model[7])),
+    ]
+    text = str(report)
+    assert "Total params: 4 (what parameters() yields; quantization packs weights out of it)" in text
+    assert f"Logical params: {numel(float_model):,} (with {numel(float_model) - 4:,} held packed by 7 quantized" in text
+    assert report.to_dict()["logical_params"] == numel(float_model)
+
+
+@pytest.mark.filterwarnings("ignore:.*quantized tensor creation functions.*deprecated:UserWarning")
+def test_statically_quantized_linear_conv_and_embedding_count_their_packed_weights():
+    import torch.ao.nn.quantized as nnq
+
+    floats = [nn.Linear(8, 4), nn.Conv2d(3, 4, 3), nn.Conv1d(2, 6, 5, bias=False), nn.ConvTranspose2d(4, 2, 2)]
+    quantized = [nnq.Linear(8, 4), nnq.Conv2d(3, 4, 3), nnq.Conv1d(2, 6, 5, bias=False), nnq.ConvTranspose2d(4, 2, 2)]
+    quantized.append(nnq.Embedding(10, 4))
+    floats.append(nn.Embedding(10, 4))
+    model = nn.Sequential(*quantized)
+    assert all(isinstance(m, PACKED_CLASSES) for m in quantized)
+    for q, f in zip(quantized, floats, strict=True):
+        params, storage = packed_module(q)
+        assert params == numel(f)
+        assert storage.elements == numel(f)
+    qlinear_storage = packed_module(quantized[0])[1]
+    assert qlinear_storage.dtypes == (("float32", 4, 16), ("qint8", 32, 32))  # bias float, weight 1 byte
+    report = summarize(model)
+    assert report.total_params == 0
+    assert report.logical_params == sum(numel(f) for f in floats)
+
+
+@pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning:torchaudio",
+    "ignore::UserWarning:torchaudio",
+    "ignore:.*quantized tensor creation functions.*deprecated:UserWarning",
+)
+def test_wavernn_dynamic_quantized_logical_total_is_the_float_models():
+    models = pytest.importorskip("torchaudio.models", reason="torchaudio's WaveRNN (pip install --no-deps torchaudio)")
+    float_model = models.WaveRNN(upsample_scales=[5, 5, 11], n_classes=256, hop_length=275)
+    model = quantize_dynamic(float_model, {nn.LSTM, nn.GRU, nn.Linear})
+    report = summarize(model)
+    assert report.total_params == numel(model)  # the convolutions and norms, still float
+    assert report.logical_params == numel(float_model)  # 4,404,909: GRUs and Linears packed, all counted
+    assert {m.type for m in report.packed_modules} == {"Linear"}
+    assert [e.status for e in report.recurrent] == ["packed", "packed"]
