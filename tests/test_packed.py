@@ -127,8 +127,18 @@ def test_dynamic_quantized_linear_and_recurrent_modules_keep_their_logical_total
 def test_statically_quantized_linear_conv_and_embedding_count_their_packed_weights():
     import torch.ao.nn.quantized as nnq
 
-    floats = [nn.Linear(8, 4), nn.Conv2d(3, 4, 3), nn.Conv1d(2, 6, 5, bias=False), nn.ConvTranspose2d(4, 2, 2)]
-    quantized = [nnq.Linear(8, 4), nnq.Conv2d(3, 4, 3), nnq.Conv1d(2, 6, 5, bias=False), nnq.ConvTranspose2d(4, 2, 2)]
+    floats: list[nn.Module] = [
+        nn.Linear(8, 4),
+        nn.Conv2d(3, 4, 3),
+        nn.Conv1d(2, 6, 5, bias=False),
+        nn.ConvTranspose2d(4, 2, 2),
+    ]
+    quantized: list[nn.Module] = [
+        nnq.Linear(8, 4),
+        nnq.Conv2d(3, 4, 3),
+        nnq.Conv1d(2, 6, 5, bias=False),
+        nnq.ConvTranspose2d(4, 2, 2),
+    ]
     quantized.append(nnq.Embedding(10, 4))
     floats.append(nn.Embedding(10, 4))
     model = nn.Sequential(*quantized)
