@@ -1,24 +1,28 @@
-"""Checkpoint inspection against a plain torch.load, on a >= 1 GB recurrent state dict.
+"""Checkpoint inspection against a plain torch.load: a >= 1 GB recurrent state dict, and many small tensors.
 
-Writes one large LSTM stack's state dict with torch.save and with safetensors,
-then, each in a fresh subprocess (so peak memory is the method's own):
+1. Large: one large LSTM stack's state dict, written with torch.save and with
+   safetensors. Target: inspecting takes < 10% of torch.load's time and adds
+   < 15% of the file size in peak memory.
+2. Many small tensors (``--many``, default 20,000 and 100,000 tensors): blocks of
+   an ``LSTM(8, 8)`` and a ``Linear(8, 8)``, written with torch.save. Target:
+   inspecting costs less than a plain torch.load of the same file, in time and
+   in peak memory, at every size.
+3. Whole model: the large LSTM pickled whole (``torch.save(model)``), read by
+   the safe reader (``unpickle.read_pickled`` + ``pickled.find_module``, which
+   imports and runs nothing and never reads tensor data) against
+   ``torch.load(weights_only=False)``. Target: peak memory added < 15% of the
+   file size.
+
+Each method runs in a fresh subprocess (so peak memory is the method's own):
 
 - baseline: ``torch.load(path)`` (reads every byte);
 - ours: ``read_checkpoint`` + ``build_model`` + ``summarize`` (reads names,
   shapes and dtypes; storage stays mapped and untouched).
 
-Prints the time ratio (target < 10% of torch.load) and the peak resident
-memory the inspection adds after imports, as a share of the file size
-(target < 15%); the whole process's peak is printed too (importing torch
-alone takes a few hundred MiB, whatever the file).
+The whole process's peak is printed too (importing torch alone takes a few
+hundred MiB, whatever the file).
 
-A third file is the same LSTM pickled whole (``torch.save(model)``), read by
-the safe reader (``unpickle.read_pickled`` + ``pickled.find_module``, which
-imports and runs nothing and never reads tensor data) against
-``torch.load(weights_only=False)``; target: peak memory added < 15% of the
-file size.
-
-    python -m benchmarks.bench_checkpoint [--layers N] [--hidden H]
+    python -m benchmarks.bench_checkpoint [--layers N] [--hidden H] [--many 20000,100000]
 """
 
 from __future__ import annotations
@@ -52,8 +56,7 @@ elif method == "safe-read":
     tree, _ = find_module(read_pickled(path).root)
     total = sum(t.numel for _, t in tree.named_parameters())
 else:
-    model, _ = build_model(read_checkpoint(path))
-    total = summarize(model).total_params
+    total = summarize(build_model(read_checkpoint(path)).model).total_params
 elapsed = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"seconds": elapsed, "added_kib": peak - base, "peak_kib": peak, "total": total}))
@@ -68,13 +71,44 @@ def measure(method: str, path: Path) -> dict[str, float]:
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--layers", type=int, default=16)
-    parser.add_argument("--hidden", type=int, default=2048)
-    args = parser.parse_args(argv)
+def many_small(tensors: int, path: Path) -> int:
+    """Write a state dict of about ``tensors`` small tensors (LSTM + Linear blocks); return its element count."""
+    state: dict[str, torch.Tensor] = {}
+    blocks = -(-tensors // 6)
     with torch.device("meta"):
-        model = nn.LSTM(args.hidden, args.hidden, num_layers=args.layers)
+        block = nn.ModuleDict({"rnn": nn.LSTM(8, 8), "out": nn.Linear(8, 8)})
+    shapes = {name: tuple(t.shape) for name, t in block.state_dict().items()}
+    for i in range(blocks):
+        for name, shape in shapes.items():
+            state[f"blocks.{i}.{name}"] = torch.zeros(shape)
+    torch.save(state, path)
+    return sum(t.numel() for t in state.values())
+
+
+def bench_many(sizes: list[int]) -> None:
+    for tensors in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "many.pt"
+            total = many_small(tensors, path)
+            base = measure("torch.load", path)
+            ours = measure("inspect", path)
+            assert ours["total"] == base["total"] == total, "inspection and torch.load disagree on the count"
+            count = -(-tensors // 6) * 6
+            print(
+                f"many small tensors: {count:,} tensors, {path.stat().st_size / 2**20:.1f} MiB; "
+                f"torch.load {base['seconds']:.2f} s, +{base['added_kib'] / 1024:.0f} MiB peak "
+                f"(whole process {base['peak_kib'] / 1024:.0f} MiB); inspect {ours['seconds']:.2f} s, "
+                f"+{ours['added_kib'] / 1024:.0f} MiB peak (whole process {ours['peak_kib'] / 1024:.0f} MiB)"
+            )
+            print(
+                f"  time ratio {ours['seconds'] / base['seconds']:.2f}, peak added ratio "
+                f"{ours['added_kib'] / max(base['added_kib'], 1):.2f} (target: both < 1.00, inspect below torch.load)"
+            )
+
+
+def bench_large(layers: int, hidden: int) -> None:
+    with torch.device("meta"):
+        model = nn.LSTM(hidden, hidden, num_layers=layers)
     model = model.to_empty(device="cpu")  # values are irrelevant here: skip initialisation
     state = {k: v.detach() for k, v in model.state_dict().items()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         whole = Path(tmp) / "lstm-model.pt"
         torch.save(model, whole)
         del model, state
-        print(f"torch {torch.__version__}; LSTM({args.hidden}, {args.hidden}, num_layers={args.layers})")
+        print(f"torch {torch.__version__}; LSTM({hidden}, {hidden}, num_layers={layers})")
         total_share = "whole-process peak / file size"
         for label, path in files.items():
             size = path.stat().st_size
@@ -122,6 +156,20 @@ def whole_model(path: Path) -> None:
         f"  safe read: time ratio {ours['seconds'] / base['seconds']:.3f}; "
         f"peak memory added / file size {ours['added_kib'] * 1024 / size:.3f} (target < 0.15)"
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--layers", type=int, default=16)
+    parser.add_argument("--hidden", type=int, default=2048)
+    parser.add_argument(
+        "--many",
+        default="20000,100000",
+        help="comma-separated tensor counts for the many-small-tensors case ('' skips)",
+    )
+    args = parser.parse_args(argv)
+    bench_large(args.layers, args.hidden)
+    bench_many([int(n) for n in args.many.split(",") if n])
 
 
 if __name__ == "__main__":
