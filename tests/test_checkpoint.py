@@ -123,40 +123,76 @@ def test_tied_tensors_in_a_checkpoint_are_counted_once(tmp_path: Path, capsys):
     assert data["shared"][0]["names"] == ["0.weight", "2.weight"]
 
 
-def test_full_pickled_model_is_refused_then_trusted(tmp_path: Path, capsys):
+def test_full_pickled_model_is_read_without_running_it_or_trusted(tmp_path: Path, capsys):
     path = tmp_path / "whole.pt"
     torch.save(nn.GRU(3, 4), path)
-    code, out, err = run(capsys, path)
-    assert (code, out) == (2, "")
-    assert "pickles Python objects beyond tensors" in err and "--trust-pickle" in err
-    code, out, _ = run(capsys, path, "--trust-pickle", "--format", "json")
+    count = 3 * 4 * (3 + 4) + 2 * 3 * 4
+    code, out, err = run(capsys, path, "--format", "json")
+    assert code == 0 and err == ""
+    data = json.loads(out)
+    assert data["total_params"] == data["trainable_params"] == count  # a pickled module records requires_grad
+    assert data["recurrent"][0]["kind"] == "GRU"
+    code, out, err = run(capsys, path, "--trust-pickle", "--format", "json")
     assert code == 0
-    assert json.loads(out)["total_params"] == 3 * 4 * (3 + 4) + 2 * 3 * 4
+    assert json.loads(out)["total_params"] == count
+    assert "torch.load(weights_only=False) imports and may run code of what" in err
+    assert "torch.nn.modules.rnn.GRU" in err  # what it trusts, listed by the safe reader
 
 
 class Payload:
-    """Unpickling this creates a file: proof that code ran."""
+    """Unpickling this calls ``call(*args)``: with a marker path in the arguments, proof that code ran."""
 
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
+    def __init__(self, call: object, *args: object) -> None:
+        self.call, self.args = call, args
 
     def __reduce__(self):
-        return (open, (str(self.marker), "w"))
+        return (self.call, self.args)
 
 
-@pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
-def test_a_pickle_that_carries_code_is_never_run(tmp_path: Path, capsys, writer: str):
+def hostile_payloads(marker: Path) -> dict[str, object]:
+    import os
+    import subprocess
+
+    return {
+        "os.system": Payload(os.system, f"touch {marker}"),
+        "eval": Payload(eval, f"open({str(marker)!r}, 'w')"),
+        "exec": Payload(exec, f"open({str(marker)!r}, 'w').close()"),
+        "subprocess.Popen": Payload(subprocess.Popen, ["touch", str(marker)]),
+        "open": Payload(open, str(marker), "w"),
+    }
+
+
+def getattr_chain(marker: Path) -> bytes:
+    """getattr(__import__('os'), 'system')('touch MARKER'), as protocol-0 pickle opcodes."""
+    return (
+        b"cbuiltins\ngetattr\n(cbuiltins\n__import__\n(S'os'\ntRS'system'\ntR(S'touch "
+        + str(marker).encode()
+        + b"'\ntR."
+    )
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pkl", ".ckpt", ".bin", ""])
+def test_item7_a_pickle_that_carries_code_is_never_run(tmp_path: Path, capsys, suffix: str):
     marker = tmp_path / "PWNED"
-    path = tmp_path / "evil.pt"
-    if writer == "torch.save":
-        torch.save({"weight": torch.zeros(2), "x": Payload(marker)}, path)
-    else:
-        with path.open("wb") as fh:
-            pickle.dump({"x": Payload(marker)}, fh)
-    assert not marker.exists()
-    code, out, err = run(capsys, path)
-    assert (code, out) == (2, "")
-    assert "torchlstm-params: error:" in err
+    for what, payload in hostile_payloads(marker).items():
+        beside = tmp_path / f"beside-{what}{suffix}"  # a healthy state dict with a payload beside it
+        torch.save({"weight": torch.zeros(2), "x": payload}, beside)
+        alone = tmp_path / f"alone-{what}{suffix}"
+        with alone.open("wb") as fh:
+            pickle.dump({"x": payload}, fh)
+        assert not marker.exists()
+        code, out, err = run(capsys, beside, "--format", "json")
+        assert code == 0 and no_traceback(err) and not marker.exists()
+        data = json.loads(out)
+        assert data["total_params"] == 2
+        assert any("1 state dict entries are not tensors and are not counted: x" in n for n in data["notes"])
+        code, out, err = run(capsys, alone)
+        assert (code, out) == (2, "") and "torchlstm-params: error:" in err and no_traceback(err)
+        assert not marker.exists()
+    chain = tmp_path / f"chain{suffix}"
+    chain.write_bytes(getattr_chain(marker))
+    code, out, err = run(capsys, chain)
+    assert (code, out) == (2, "") and no_traceback(err) and "not a state dict of tensors or a module" in err
     assert not marker.exists()
 
 
@@ -169,8 +205,8 @@ def safetensors_bytes(header: dict[str, object], data: bytes = b"") -> bytes:
     ("name", "content", "message"),
     [
         ("empty.pt", b"", "is empty (0 bytes), not a checkpoint"),
-        ("truncated.pt", None, "is not a readable torch checkpoint"),
-        ("notes.pt", b"just some text, not a checkpoint\n", "is not a readable torch checkpoint"),
+        ("truncated.pt", None, "cannot be read safely: not a readable torch zip archive (truncated or corrupt?)"),
+        ("notes.pt", b"just some text, not a checkpoint\n", "cannot be read safely"),
         ("list.pt", "list", "holds a list, not a state dict of tensors or a module"),
         ("huge.safetensors", struct.pack("<Q", 10**15) + b"{}", "is not a valid safetensors file"),
         (
@@ -179,7 +215,7 @@ def safetensors_bytes(header: dict[str, object], data: bytes = b"") -> bytes:
             "is not a valid safetensors file",
         ),
         ("garbage.safetensors", b"\x01\x02\x03", "is not a valid safetensors file"),
-        ("corrupt.pt", b"PK\x03\x04" + bytes(range(256)) * 4, "is not a readable torch checkpoint"),
+        ("corrupt.pt", b"PK\x03\x04" + bytes(range(256)) * 4, "cannot be read safely"),
     ],
 )
 def test_bad_files_exit_2_with_one_clear_line(tmp_path: Path, capsys, name: str, content, message: str):
@@ -632,9 +668,17 @@ def test_item6_a_pickled_quantized_model_shows_its_logical_total(tmp_path: Path,
     torch.save(quantized, path)
     code, out, err = run(capsys, path, "--trust-pickle")
     assert code == 0 and no_traceback(err)
-    assert "is unpickled by torch.load(weights_only=False)" in err  # says what it trusts
+    assert "torch.load(weights_only=False) imports and may run code of what" in err  # says what it trusts
+    assert "torch.ao.nn.quantized.dynamic.modules.rnn.LSTM" in err
     assert "Total params: 0 (what parameters() yields" in out
     assert f"Logical params: {sum(p.numel() for p in float_model.parameters()):,}" in out
+    # Read without running it, the packed weights cannot be unpacked: said, with the LSTM's formula count.
+    code, out, err = run(capsys, path)
+    assert code == 0 and err == ""
+    lstm = sum(p.numel() for p in float_model[1].parameters())
+    assert "1 (torch.ao.nn.quantized.dynamic.modules.rnn.LSTM): quantized weights are packed" in out
+    assert f"its settings' formula says {lstm:,} parameters (--trust-pickle counts them)" in out
+    assert "0 (torch.ao.nn.quantized.dynamic.modules.linear.Linear): quantized weights are packed" in out
 
 
 def test_item8_safetensors_rows_follow_storage_order_and_the_tanh_note_names_the_module(tmp_path: Path, capsys):
@@ -788,3 +832,167 @@ def test_item9_unsigned_safetensors_dtypes_and_non_utf8_file_names(tmp_path: Pat
     assert code == 0 and no_traceback(err)
     (entry,) = json.loads(out)["recurrent"]
     assert (entry["kind"], entry["input_size"], entry["hidden_size"], entry["status"]) == ("LSTM", 3, 2, "ok")
+
+
+_HIDDEN = '''
+import torch
+from torch import nn
+
+
+class Encoder(nn.LSTM):
+    """A user subclass of nn.LSTM."""
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(30, 8)
+        self.encoder = nn.LSTM(8, 16, num_layers=2, bidirectional=True, proj_size=4, batch_first=True)
+        self.cell = nn.GRUCell(8, 5)
+        self.sub = Encoder(8, 5)
+        self.norm = nn.BatchNorm1d(8)
+        self.register_buffer("drop_masks", torch.ones(3))  # a buffer whatever its name
+        self.head = nn.Linear(8, 30)
+        self.head.weight = self.embed.weight  # tied
+        self.frozen = nn.Parameter(torch.zeros(4), requires_grad=False)
+'''
+
+_HIDDEN_WRITER = r"""
+import json, sys, torch
+from hidden_net_i15 import Net
+model = Net()
+torch.save(model, sys.argv[1])
+torch.save({"model": model, "epoch": 3}, sys.argv[2], pickle_protocol=4)
+print(json.dumps({
+    "total": sum(p.numel() for p in model.parameters()),
+    "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    "buffers": sum(1 for _ in model.buffers()),
+    "rows": [[n, type(m).__name__] for n, m in model.named_modules()],
+}))
+"""
+
+
+def test_item7_a_whole_model_pickle_of_a_class_not_importable_here(tmp_path: Path, capsys):
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    import torchlstm_params
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "hidden_net_i15.py").write_text(_HIDDEN)
+    root = Path(torchlstm_params.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "src"), str(root)])}
+    whole, wrapped = tmp_path / "net.pt", tmp_path / "wrapped.pt"
+    done = subprocess.run(
+        [sys.executable, "-c", _HIDDEN_WRITER, str(whole), str(wrapped)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
+    truth = json.loads(done.stdout.strip().splitlines()[-1])
+    assert importlib.util.find_spec("hidden_net_i15") is None
+    for path in (whole, wrapped):
+        code, out, err = run(capsys, path, "--format", "json", "--check")
+        assert code == 0 and no_traceback(err), out + err
+        data = json.loads(out)
+        assert "hidden_net_i15" not in sys.modules
+        assert (data["total_params"], data["trainable_params"]) == (truth["total"], truth["trainable"])
+        assert data["buffer_count"] == truth["buffers"]  # the file's own split: drop_masks and BatchNorm's three
+        assert [[r["name"], r["type"]] for r in data["rows"]] == truth["rows"]
+        kinds = {e["name"]: (e["kind"], e["status"]) for e in data["recurrent"]}
+        assert kinds == {"encoder": ("LSTM", "ok"), "cell": ("GRUCell", "ok"), "sub": ("LSTM", "ok")}
+        encoder = next(e for e in data["recurrent"] if e["name"] == "encoder")
+        assert (encoder["proj_size"], encoder["batch_first"], encoder["num_layers"]) == (4, True, 2)
+        assert data["shared"][0]["names"] == ["embed.weight", "head.weight"]
+        assert "buffers_inferred" not in data  # nothing inferred: the pickle records it
+
+
+class Scriptable(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(12, 6)
+        self.encoder = nn.LSTM(6, 10, num_layers=2, proj_size=3)
+        self.cell = nn.GRUCell(3, 4)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        out, _ = self.encoder(self.embed(tokens))
+        return self.cell(out[-1])
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.(script|save)` is deprecated:DeprecationWarning")
+def test_item7_a_torchscript_archive_is_read_as_such(tmp_path: Path, capsys):
+    model = Scriptable()
+    archive = tmp_path / "scripted.pt"
+    torch.jit.save(torch.jit.script(model), archive)
+    code, out, err = run(capsys, archive, "--format", "json")
+    assert code == 0 and no_traceback(err)
+    data = json.loads(out)
+    assert data["total_params"] == sum(p.numel() for p in model.parameters())
+    assert [(e["name"], e["kind"], e["proj_size"], e["status"]) for e in data["recurrent"]] == [
+        ("encoder", "LSTM", 3, "ok"),
+        ("cell", "GRUCell", 0, "ok"),
+    ]
+
+
+class Embeddings:
+    """An object flair pickles beside its weights (its class is never imported by the reader)."""
+
+    def __init__(self) -> None:
+        self.name = "glove"
+        self.vocabulary = {"a": 0, "b": 1}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore:.*LeafSpec.*:FutureWarning")
+def test_item7_training_checkpoints_with_optimizer_state_and_protocol_4(tmp_path: Path, capsys):
+    import lightning.pytorch as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class Forecaster(pl.LightningModule):  # darts-style: the optimizer class is a hyper-parameter
+        def __init__(self, hidden: int = 6, optimizer_cls: type = torch.optim.Adam) -> None:
+            super().__init__()
+            self.save_hyperparameters()
+            self.rnn = nn.GRU(3, hidden, batch_first=True)
+            self.head = nn.Linear(hidden, 1)
+
+        def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+            x, y = batch
+            out, _ = self.rnn(x)
+            return nn.functional.mse_loss(self.head(out[:, -1]), y)
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return self.hparams["optimizer_cls"](self.parameters(), lr=0.01)
+
+        def train_dataloader(self) -> DataLoader[tuple[torch.Tensor, ...]]:
+            return DataLoader(TensorDataset(torch.randn(8, 5, 3), torch.randn(8, 1)), batch_size=4)
+
+    model = Forecaster()
+    trainer = pl.Trainer(
+        max_steps=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model)
+    ckpt = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(ckpt)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(ckpt, weights_only=True)  # what the CLI used to stop at: "needs torch.optim.adam.Adam"
+    capsys.readouterr()  # what Lightning printed while training
+    code, out, err = run(capsys, ckpt, "--format", "json")
+    assert code == 0 and no_traceback(err)
+    data = json.loads(out)
+    assert data["total_params"] == sum(p.numel() for p in model.parameters())
+    assert [(e["name"], e["kind"], e["hidden_size"]) for e in data["recurrent"]] == [("rnn", "GRU", 6)]
+    assert "state dict found under 'state_dict'" in data["notes"][0]
+    flair = tmp_path / "flair-model.pt"  # flair writes its models with pickle protocol 4
+    torch.save({"state_dict": model.state_dict(), "embeddings": Embeddings()}, flair, pickle_protocol=4)
+    code, out, err = run(capsys, flair, "--format", "json")
+    assert code == 0 and no_traceback(err)
+    assert json.loads(out)["total_params"] == sum(p.numel() for p in model.parameters())

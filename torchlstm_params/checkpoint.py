@@ -1,77 +1,57 @@
-"""Checkpoint files -> tensor names, shapes and dtypes -> a meta-device stand-in model.
+"""Checkpoint files -> tensor names, shapes and dtypes (or a pickled module tree) -> a meta-device stand-in model.
 
-Nothing here builds the user's model or reads tensor values:
+Nothing here builds the user's model, runs code from the file or reads tensor values:
 
-- ``.safetensors``: only the header is read (parsed here, with the checks the
-  ``safetensors`` package makes), and tensors are listed in storage-offset order:
-  the order the writer saw them in.
-- ``.pt``/``.pth``/``.bin``/``.ckpt`` and anything else: ``torch.load(weights_only=True,
-  mmap=True)``, so tensor storage stays mapped, unread, and a file that pickles code
-  is refused instead of run (``trust_pickle=True`` lifts that, for files you trust).
-
-From the names and shapes alone every recurrent module is inferred and rebuilt on the
-meta device with the checkpoint's own shapes (:mod:`torchlstm_params.standin`), so
-``summarize`` can cross-check it like a live model.
+- ``.safetensors``: only the header is read (:mod:`torchlstm_params.safetensors_file`), in
+  storage-offset order.
+- ``.pt``/``.pth``/``.bin``/``.ckpt``/``.pkl`` and anything else: the safe reader
+  (:mod:`torchlstm_params.unpickle`) reads the pickle without importing or calling anything the
+  file names; tensors are records of shape, dtype and storage, never data. A pickled module
+  (``torch.save(model)``, a TorchScript archive, a checkpoint holding the model) gives its real tree,
+  settings and split of parameters and buffers (:mod:`torchlstm_params.whole_model`); a state dict
+  (at the top, or under ``state_dict``, ``model``, ... as in Lightning and darts ``.ckpt`` files)
+  gives names and shapes, from which :mod:`torchlstm_params.standin` infers the rest.
+- ``trust_pickle=True`` (``--trust-pickle``) loads the file with ``torch.load(weights_only=False)``
+  instead, which imports and runs what the file names: for files you trust, when the real objects
+  are wanted (packed quantized weights, say).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
-import re
-import struct
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Final
+from typing import IO
 
 import torch
 from torch import nn
 
 from .errors import CheckpointError
+from .pickled import PickledModule, find_module, find_state_dict
+from .safetensors_file import read_safetensors_header
 from .standin import StandIn, TensorMeta, build_stand_in
+from .unpickle import PickledObject, PickledTensor, read_pickled
+from .whole_model import build_from_pickled
 
-__all__ = ["Checkpoint", "StandIn", "TensorMeta", "build_model", "read_checkpoint"]
+__all__ = ["Checkpoint", "StandIn", "TensorMeta", "build_model", "pickled_names", "read_checkpoint"]
 
 _STATE_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights", "params")
-#: safetensors dtype codes -> (torch dtype, bytes per element). Sub-byte codes (F4, F6_*) are not listed:
-#: torch holds them only packed two to a byte, under another shape.
-_SAFETENSORS_DTYPES: Final[Mapping[str, tuple[torch.dtype, int]]] = {
-    "F64": (torch.float64, 8),
-    "F32": (torch.float32, 4),
-    "F16": (torch.float16, 2),
-    "BF16": (torch.bfloat16, 2),
-    "I64": (torch.int64, 8),
-    "I32": (torch.int32, 4),
-    "I16": (torch.int16, 2),
-    "I8": (torch.int8, 1),
-    "U64": (torch.uint64, 8),
-    "U32": (torch.uint32, 4),
-    "U16": (torch.uint16, 2),
-    "U8": (torch.uint8, 1),
-    "BOOL": (torch.bool, 1),
-    "C64": (torch.complex64, 8),
-    "F8_E4M3": (torch.float8_e4m3fn, 1),
-    "F8_E5M2": (torch.float8_e5m2, 1),
-    "F8_E4M3FNUZ": (torch.float8_e4m3fnuz, 1),
-    "F8_E5M2FNUZ": (torch.float8_e5m2fnuz, 1),
-    "F8_E8M0": (torch.float8_e8m0fnu, 1),
-}
-_MAX_SAFETENSORS_HEADER = 100_000_000  # bytes; the safetensors package refuses larger headers too
 
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """A checkpoint's tensors (or, with trust_pickle, the module it pickled)."""
+    """A checkpoint's tensors, or the module it pickled (read safely, or loaded when trusted)."""
 
     path: str
-    format: str  # "torch" or "safetensors"
+    format: str  # "safetensors", "torch.save", "torch.save-legacy", "torch.jit.save", "pickle" or "torch.load"
     tensors: dict[str, TensorMeta] = field(default_factory=dict)
-    found_under: str = ""  # where the state dict sat, e.g. "state_dict"; "" at the top
-    module: nn.Module | None = None
+    found_under: str = ""  # where the state dict or module sat, e.g. "state_dict"; "" at the top
+    module: nn.Module | None = None  # the real module, with trust_pickle
     notes: tuple[str, ...] = ()  # what reading could not tell (meta tensors' ties, skipped entries)
+    pickled: PickledModule | None = None  # the module tree, read without running the file
 
 
 def _check_file(path: Path) -> None:
@@ -81,97 +61,6 @@ def _check_file(path: Path) -> None:
         raise CheckpointError(f"{path} is a directory, not a checkpoint file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes), not a checkpoint")
-
-
-def _safetensors_header(path: Path) -> tuple[dict[str, object], int]:
-    """The parsed JSON header and the size of the data that follows it."""
-    with path.open("rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        head = fh.read(8)
-        if len(head) < 8:
-            raise CheckpointError(f"{path} is not a valid safetensors file: {size} bytes, shorter than its header")
-        (length,) = struct.unpack("<Q", head)
-        if length > min(size - 8, _MAX_SAFETENSORS_HEADER):
-            raise CheckpointError(
-                f"{path} is not a valid safetensors file: its header claims {length:,} bytes, the file has {size:,}"
-            )
-        raw = fh.read(length)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not a valid safetensors file: header is not JSON ({exc})") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{path} is not a valid safetensors file: header is not a JSON object")
-    return header, size - 8 - length
-
-
-def _safetensors_entry(path: Path, name: str, entry: object) -> tuple[TensorMeta, int, int]:
-    """(metadata, begin, end) of one header entry, checked the way the safetensors package checks it."""
-
-    def bad(why: str) -> CheckpointError:
-        return CheckpointError(f"{path} is not a valid safetensors file: tensor {name!r} {why}")
-
-    if not isinstance(entry, dict):
-        raise bad("has no dtype/shape/data_offsets entry")
-    code, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-    if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
-        raise bad(f"has shape {shape!r}, not a list of sizes")
-    if not (
-        isinstance(offsets, list)
-        and len(offsets) == 2
-        and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
-        and 0 <= offsets[0] <= offsets[1]
-    ):
-        raise bad(f"has data_offsets {offsets!r}, not [begin, end]")
-    known = _SAFETENSORS_DTYPES.get(code) if isinstance(code, str) else None
-    if known is None:
-        raise CheckpointError(
-            f"{path}: tensor {name!r} has dtype {code!r}, which this reader does not know "
-            f"(known: {', '.join(_SAFETENSORS_DTYPES)})"
-        )
-    dtype, itemsize = known
-    numel = 1
-    for d in shape:
-        numel *= d
-    if offsets[1] - offsets[0] != numel * itemsize:
-        raise bad(
-            f"of shape {shape} and dtype {code} needs {numel * itemsize:,} bytes, its offsets hold "
-            f"{offsets[1] - offsets[0]:,}"
-        )
-    return TensorMeta(tuple(shape), dtype), offsets[0], offsets[1]
-
-
-def _read_safetensors(path: Path) -> Checkpoint:
-    header, data_size = _safetensors_header(path)
-    metadata = header.pop("__metadata__", None)
-    if metadata is not None and not isinstance(metadata, dict):
-        raise CheckpointError(f"{path} is not a valid safetensors file: __metadata__ is not a JSON object")
-    entries = [(name, *_safetensors_entry(path, name, entry)) for name, entry in header.items()]
-    entries.sort(key=lambda item: (item[2], item[3]))  # storage order: the order the writer saw (stable)
-    position = 0
-    for name, _, begin, end in entries:  # the data is covered exactly, without holes or overlaps
-        if begin != position:
-            raise CheckpointError(
-                f"{path} is not a valid safetensors file: tensor {name!r} starts at byte {begin:,} of the data, "
-                f"expected {position:,}"
-            )
-        position = end
-    if position != data_size:
-        raise CheckpointError(
-            f"{path} is not a valid safetensors file: the tensors cover {position:,} bytes, the data is {data_size:,}"
-        )
-    return Checkpoint(str(path), "safetensors", {name: meta for name, meta, _, _ in entries})
-
-
-def _refusal(path: Path, exc: Exception) -> CheckpointError:
-    text = str(exc)
-    found = re.search(r"(?:Unsupported global|GLOBAL|global):? ?(?:GLOBAL )?([\w.]+)", text)
-    what = f" (it needs {found.group(1)})" if found else ""
-    return CheckpointError(
-        f"{path} pickles Python objects beyond tensors{what}, e.g. a whole model; weights_only loading refuses "
-        "them because unpickling can run arbitrary code. Pass --trust-pickle (trust_pickle=True) only if you "
-        "trust where the file came from."
-    )
 
 
 @contextmanager
@@ -189,32 +78,24 @@ def _loadable(path: Path) -> Iterator[str | IO[bytes]]:
     yield name
 
 
-def _torch_load(path: Path, trust_pickle: bool) -> object:
-    with path.open("rb") as fh:
-        magic = fh.read(4)
-    # torch.save writes a zip archive ("PK\x03\x04"); legacy files and raw pickles start with a PROTO opcode.
-    if not (magic.startswith(b"PK\x03\x04") or magic[:1] == b"\x80"):
-        raise CheckpointError(f"{path} is not a readable torch checkpoint: neither a zip archive nor a pickle")
+def _torch_load(path: Path) -> object:
+    """``torch.load(weights_only=False)``: the file's code runs. Only for trust_pickle=True."""
     try:
         with _loadable(path) as source:
             try:
-                return torch.load(
-                    source, map_location="cpu", weights_only=not trust_pickle, mmap=isinstance(source, str)
-                )
+                return torch.load(source, map_location="cpu", weights_only=False, mmap=isinstance(source, str))
             except RuntimeError as exc:
                 if "mmap can only be used" not in str(exc):
                     raise
                 # A legacy (non-zip) torch.save file: no mmap possible, read it plainly.
-                return torch.load(source, map_location="cpu", weights_only=not trust_pickle)
+                return torch.load(source, map_location="cpu", weights_only=False)
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" in str(exc):
-            raise _refusal(path, exc) from None
         raise CheckpointError(f"{path} is not a readable torch checkpoint: {_first_line(exc)}") from None
     except RuntimeError as exc:
         raise CheckpointError(
             f"{path} is not a readable torch checkpoint (truncated or corrupt?): {_first_line(exc)}"
         ) from None
-    except Exception as exc:  # noqa: BLE001 - any other failure to load: one clear line
+    except Exception as exc:  # noqa: BLE001 - any other failure to load (the file's own code too): one line
         raise CheckpointError(
             f"cannot read {path} as a torch checkpoint: {type(exc).__name__}: {_first_line(exc)}"
         ) from None
@@ -266,19 +147,51 @@ def _shown(names: list[str]) -> str:
     return ", ".join(names[:8]) + (f" and {len(names) - 8:,} more" if len(names) > 8 else "")
 
 
-def read_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Checkpoint:
-    """Read a checkpoint's tensor names, shapes and dtypes (never their values)."""
-    file = Path(path)
-    _check_file(file)
-    if file.suffix == ".safetensors":
-        return _read_safetensors(file)
-    obj = _torch_load(file, trust_pickle)
+def _record_meta(record: PickledTensor) -> TensorMeta:
+    """A safely read tensor's metadata; its storage identity is the file's own storage key."""
+    storage = None if record.storage is None else (record.storage.key, record.storage_offset, record.stride)
+    return TensorMeta(record.shape, record.dtype, storage)
+
+
+def _what(value: object) -> str:
+    if isinstance(value, PickledObject):
+        return f"a {value.qualified_name} (not run)"
+    keys = f" with keys {sorted(map(str, value))[:8]}" if isinstance(value, Mapping) else ""
+    return f"a {type(value).__name__}{keys}"
+
+
+def _read_safely(file: Path) -> Checkpoint:
+    found_file = read_pickled(file)
+    notes = list(found_file.notes)
+    located = find_module(found_file)
+    if located is not None:
+        tree, where = located
+        return Checkpoint(str(file), found_file.format, {}, where, notes=tuple(notes), pickled=tree)
+    state = find_state_dict(found_file)
+    if state is None:
+        raise CheckpointError(f"{file} holds {_what(found_file.root)}, not a state dict of tensors or a module")
+    tensors = {name: _record_meta(record) for name, record in state.tensors.items()}
+    if state.others:
+        notes.append(
+            f"{len(state.others):,} state dict entries are not tensors and are not counted: "
+            f"{_shown(list(state.others))}"
+        )
+    no_storage = sum(record.storage is None for record in state.tensors.values())
+    if no_storage:
+        notes.append(
+            f"{no_storage:,} tensors have no storage in the file (saved from the meta device): tied weights among "
+            "them cannot be told apart, each is counted on its own"
+        )
+    return Checkpoint(str(file), found_file.format, tensors, state.where, notes=tuple(notes))
+
+
+def _read_trusted(file: Path) -> Checkpoint:
+    obj = _torch_load(file)
     if isinstance(obj, nn.Module):
-        return Checkpoint(str(file), "torch", module=obj)
+        return Checkpoint(str(file), "torch.load", module=obj)
     found = _find_state_dict(obj)
     if found is None:
-        keys = f" with keys {sorted(map(str, obj))[:8]}" if isinstance(obj, Mapping) else ""
-        raise CheckpointError(f"{file} holds a {type(obj).__name__}{keys}, not a state dict of tensors or a module")
+        raise CheckpointError(f"{file} holds {_what(obj)}, not a state dict of tensors or a module")
     state, where = found
     tensors: dict[str, TensorMeta] = {}
     skipped: list[str] = []
@@ -297,7 +210,30 @@ def read_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Checkpoi
             f"{on_meta:,} tensors were saved from the meta device, which stores no memory: tied weights among them "
             "cannot be told apart, each is counted on its own"
         )
-    return Checkpoint(str(file), "torch", tensors, where, notes=tuple(notes))
+    return Checkpoint(str(file), "torch.load", tensors, where, notes=tuple(notes))
+
+
+def read_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Checkpoint:
+    """Read a checkpoint's tensor names, shapes and dtypes, or its pickled module tree (never tensor values).
+
+    Without ``trust_pickle`` nothing the file names is imported or run. With it, the file is
+    loaded by ``torch.load(weights_only=False)``: only for files you trust.
+    """
+    file = Path(path)
+    _check_file(file)
+    if file.suffix == ".safetensors":
+        return Checkpoint(str(file), "safetensors", read_safetensors_header(file))
+    if trust_pickle:
+        return _read_trusted(file)
+    return _read_safely(file)
+
+
+def pickled_names(path: str | Path) -> tuple[str, ...]:
+    """The classes and functions a pickled file names: what ``torch.load(weights_only=False)`` would import.
+
+    Read safely (nothing is imported); raises :class:`CheckpointError` when the file cannot be read so.
+    """
+    return read_pickled(path).stand_ins
 
 
 def build_model(checkpoint: Checkpoint, *, buffers: str | None = None) -> StandIn:
@@ -310,6 +246,9 @@ def build_model(checkpoint: Checkpoint, *, buffers: str | None = None) -> StandI
     """
     if checkpoint.module is not None:
         return StandIn(checkpoint.module, checkpoint.notes)
+    if checkpoint.pickled is not None:
+        whole = build_from_pickled(checkpoint.pickled)
+        return StandIn(whole.model, checkpoint.notes + whole.notes)
     built = build_stand_in(checkpoint.tensors, buffers=buffers)
     return StandIn(
         built.model,

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .checkpoint import StandIn, build_model, read_checkpoint
+from .checkpoint import StandIn, build_model, pickled_names, read_checkpoint
 from .display import use_color
 from .errors import Problem, TorchLstmParamsError
 from .file_render import keras_file_csv, onnx_file_csv, render_keras_file, render_onnx_file
@@ -188,6 +188,18 @@ def _factory_kwargs(text: str | None) -> dict[str, object] | None:
     return kwargs
 
 
+def _trusted(spec: str) -> str:
+    """What --trust-pickle lets torch.load import and run, as the safe reader lists it."""
+    try:
+        names = pickled_names(spec)
+    except TorchLstmParamsError as exc:
+        return f"torch.load(weights_only=False) will import and run whatever {spec} names (not listed: {exc})"
+    if not names:
+        return f"{spec} names no class or function beyond torch's tensor rebuilds; loaded with torch.load"
+    shown = ", ".join(names[:12]) + (f" and {len(names) - 12:,} more" if len(names) > 12 else "")
+    return f"torch.load(weights_only=False) imports and may run code of what {spec} names: {shown}"
+
+
 def _model(args: argparse.Namespace, kind: str) -> StandIn:
     if args.kwargs is not None and kind != "factory":
         raise TorchLstmParamsError(f"--kwargs applies to a factory, not to a {kind}")
@@ -199,13 +211,9 @@ def _model(args: argparse.Namespace, kind: str) -> StandIn:
     if kind == "factory":
         return StandIn(build_factory(args.spec, _factory_kwargs(args.kwargs)))
     if args.trust_pickle:
-        print(
-            f"torchlstm-params: --trust-pickle: {args.spec} is unpickled by torch.load(weights_only=False), "
-            "which imports and runs whatever code the file names",
-            file=sys.stderr,
-        )
+        print(f"torchlstm-params: --trust-pickle: {_trusted(args.spec)}", file=sys.stderr)
     checkpoint = read_checkpoint(args.spec, trust_pickle=args.trust_pickle)
-    if args.buffers is not None and checkpoint.module is not None:
+    if args.buffers is not None and (checkpoint.module is not None or checkpoint.pickled is not None):
         raise TorchLstmParamsError("--buffers applies to a state dict; a pickled module records its own buffers")
     built = build_model(checkpoint, buffers=args.buffers)
     where = [f"read from {checkpoint.format} file; state dict found under '{checkpoint.found_under}'"]
