@@ -104,3 +104,15 @@ def test_deep_keys_need_no_recursion():
     key = ".".join(["m"] * 5000) + ".weight"
     model = build_stand_in({key: TensorMeta((3,), torch.float32)}).model
     assert summarize(model).total_params == 3
+
+
+def test_stand_ins_share_one_read_only_hook_registry():
+    model = build_stand_in({"a.weight": TensorMeta((2,), torch.float32), "b.weight": TensorMeta((2,), torch.float32)})
+    a, b = model.model._modules["a"], model.model._modules["b"]
+    assert a._forward_hooks is b._forward_hooks and len(a._forward_hooks) == 0
+    assert a._parameters is not b._parameters
+    try:
+        a.register_forward_hook(lambda *args: None)
+    except TypeError:
+        pass  # refused loudly: a stand-in runs no forward
+    assert len(b._forward_hooks) == 0
