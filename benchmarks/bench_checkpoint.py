@@ -174,6 +174,13 @@ def whole_model(path: Path) -> None:
         f"  safe read: time ratio {ours['seconds'] / base['seconds']:.3f}; "
         f"peak memory added / file size {ours['added_kib'] * 1024 / size:.3f} (target < 0.15)"
     )
+    full = measure("inspect", path)  # what the command line does: read safely, stand-in tree, summarize
+    assert full["total"] == base["total"], "inspection and torch.load disagree on the count"
+    print(
+        f"  inspect (read + stand-in + summarize) {full['seconds'] * 1e3:.1f} ms, +{full['added_kib'] / 1024:.1f} "
+        f"MiB peak: time ratio {full['seconds'] / base['seconds']:.3f}; peak memory added / file size "
+        f"{full['added_kib'] * 1024 / size:.3f} (target < 0.15)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
