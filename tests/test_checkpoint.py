@@ -336,7 +336,7 @@ def test_read_checkpoint_gives_every_tensors_name_shape_and_dtype(tmp_path: Path
     checkpoint = read_checkpoint(path)
     assert (checkpoint.path, checkpoint.format, checkpoint.found_under, checkpoint.module) == (
         str(path),
-        "torch",
+        "torch.save",
         found_under,
         None,
     )
@@ -376,15 +376,19 @@ def test_read_checkpoint_reads_a_safetensors_header(tmp_path: Path):
     }
 
 
-def test_read_checkpoint_loads_a_pickled_module_only_when_trusted(tmp_path: Path):
+def test_read_checkpoint_reads_a_pickled_module_safely_and_loads_it_only_when_trusted(tmp_path: Path):
     path = tmp_path / "whole.pt"
     torch.save(nn.GRU(3, 4), path)
-    with pytest.raises(CheckpointError, match="pickles Python objects beyond tensors"):
-        read_checkpoint(path)
+    checkpoint = read_checkpoint(path)
+    assert checkpoint.module is None and checkpoint.pickled is not None  # read, never loaded
+    assert checkpoint.pickled.class_name == "torch.nn.modules.rnn.GRU"
+    built = build_model(checkpoint)
+    assert type(built.model) is nn.GRU and built.model.weight_ih_l0.is_meta
+    assert torch_settings(built.model) == torch_settings(nn.GRU(3, 4))
     checkpoint = read_checkpoint(path, trust_pickle=True)
     assert isinstance(checkpoint.module, nn.GRU) and checkpoint.tensors == {}
-    model, notes = build_model(checkpoint)
-    assert model is checkpoint.module and notes == []
+    built = build_model(checkpoint)
+    assert built.model is checkpoint.module and built.notes == ()
 
 
 @pytest.mark.parametrize(
@@ -392,7 +396,7 @@ def test_read_checkpoint_loads_a_pickled_module_only_when_trusted(tmp_path: Path
     [
         ("missing.pt", None, "no such file"),
         ("empty.pt", b"", "is empty (0 bytes), not a checkpoint"),
-        ("notes.pt", b"just some text\n", "is not a readable torch checkpoint"),
+        ("notes.pt", b"just some text\n", "cannot be read safely"),
         ("garbage.safetensors", b"\x01\x02\x03", "is not a valid safetensors file"),
     ],
 )
@@ -410,7 +414,8 @@ def test_build_model_rebuilds_every_tensor_on_meta_and_every_recurrent_module(tm
     original.out.to(torch.float16)
     state = original.state_dict()
     torch.save(state, tmp_path / "speech.pt")
-    model, notes = build_model(read_checkpoint(tmp_path / "speech.pt"))
+    built = build_model(read_checkpoint(tmp_path / "speech.pt"))
+    model, notes = built.model, built.notes
     rebuilt = model.state_dict()
     assert list(rebuilt) == list(state)
     for name, tensor in rebuilt.items():
@@ -426,7 +431,7 @@ def test_build_model_rebuilds_every_tensor_on_meta_and_every_recurrent_module(tm
         assert torch_settings(ours) == torch_settings(theirs)
     rnn = model.get_submodule("rnn")
     assert type(rnn) is nn.RNN and rnn.mode == "RNN_TANH"  # relu cannot be told from shapes
-    assert notes == ["rnn: tanh or relu cannot be told apart from shapes (same count); shown as tanh"]
+    assert "a plain RNN's tanh or relu cannot be told apart from shapes (same count), shown as tanh: rnn (RNN)" in notes
     assert {n: p.requires_grad for n, p in model.named_parameters()} == {
         n: True for n, _ in original.named_parameters()
     }
@@ -437,7 +442,7 @@ def test_build_model_keeps_a_tie_as_one_parameter(tmp_path: Path):
     original = nn.Sequential(nn.Embedding(50, 8), nn.LSTM(8, 8), nn.Linear(8, 50))
     original[2].weight = original[0].weight
     torch.save(original.state_dict(), tmp_path / "tied.pt")
-    model, _ = build_model(read_checkpoint(tmp_path / "tied.pt"))
+    model = build_model(read_checkpoint(tmp_path / "tied.pt")).model
     assert model.get_submodule("2").weight is model.get_submodule("0").weight
     assert numel(model) == numel(original)
 
@@ -448,11 +453,14 @@ def test_build_model_notes_recurrent_tensors_too_inconsistent_to_read(tmp_path: 
     state["bias_ih_l0"] = torch.zeros(5)  # a GRU's biases are 3·hidden_size
     state["weight_ih_l0"] = torch.zeros(9, 0)  # input_size 0: no torch module has it
     torch.save({"encoder." + k: v for k, v in state.items()}, tmp_path / "odd.pt")
-    model, notes = build_model(read_checkpoint(tmp_path / "odd.pt"))
+    built = build_model(read_checkpoint(tmp_path / "odd.pt"))
+    model = built.model
     encoder = model.get_submodule("encoder")
     assert type(encoder) is nn.Module  # not rebuilt as a GRU
     assert [n for n, _ in encoder.named_parameters()] == list(state)  # every tensor is still counted
-    assert notes == ["encoder: recurrent tensors with inconsistent shapes (input_size must be >= 1, got: 0)"]
+    (note,) = [n for n in built.notes if n.startswith("encoder:")]
+    assert "tensors named like a torch recurrent module's" in note and "weight_ih_l0 is empty" in note
+    assert [(p.code, p.path) for p in built.problems] == [("RNN_UNRECOGNISED", "encoder")]
     assert summarize(model).total_params == sum(t.numel() for t in state.values())
 
 
