@@ -486,17 +486,17 @@ def _problems(groups: Sequence[RecurrentGroup], color: bool) -> list[str]:
 
 
 def _footer(report: Report) -> list[str]:
-    def counted(label: str, n: int) -> str:
-        return f"{label}: {n:,}" + (f" ({format_count(n)})" if n >= 1000 else "")
+    def counted(label: str, n: int, said: str = "") -> str:
+        parts = ([format_count(n)] if n >= 1000 else []) + ([said] if said else [])
+        return f"{label}: {n:,}" + (f" ({'; '.join(parts)})" if parts else "")
 
     packed = report.packed_params
     if packed:
         modules = len(report.packed_modules) + sum(e.packed is not None for e in report.recurrent)
+        plural = "s" if modules != 1 else ""
         lines = [
-            counted("Total params", report.total_params)
-            + " (what parameters() yields; quantization packs weights out of it)",
-            counted("Logical params", report.logical_params)
-            + f" (with {packed:,} held packed by {modules:,} quantized module{'s' if modules != 1 else ''})",
+            counted("Total params", report.total_params, "what parameters() yields; quantization packs weights out"),
+            counted("Logical params", report.logical_params, f"{packed:,} held packed by {modules:,} module{plural}"),
         ]
     else:
         lines = [counted("Total params", report.total_params)]
