@@ -24,7 +24,7 @@ from torch import nn
 from .errors import CheckpointError, InvalidSettingsError
 from .formulas import formula, make_spec
 from .pickled import PickledModule, RecurrentSettings, recurrent_settings
-from .standin import ModuleMaker, StandIn, collector_paused
+from .standin import ModuleMaker, StandIn
 from .unpickle import PickledTensor
 
 __all__ = ["build_from_pickled"]
@@ -121,8 +121,7 @@ def _packed_note(path: str, module: PickledModule, found: RecurrentSettings | No
 
 def build_from_pickled(root: PickledModule) -> StandIn:
     """A meta-device module tree with the pickled tree's modules, tensors and settings."""
-    with collector_paused():
-        return _build(root)
+    return _build(root)
 
 
 def _build(root: PickledModule) -> StandIn:
