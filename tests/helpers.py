@@ -454,3 +454,135 @@ class BlockStack(nn.Module):
 def block_stack() -> nn.Module:
     with torch.device("meta"):
         return BlockStack()
+
+
+# --- third-party recurrent layers (tests/test_{audio,speech,forecast,graph}.py) ---
+
+_JIT_DEPRECATED = r"`torch\.jit\.script` is deprecated"
+
+
+def import_quietly(name: str, reason: str) -> Any:
+    """``pytest.importorskip`` for a package whose import warns under torch 2.13 (torch_geometric's
+    ``torch.jit.script`` calls): that one deprecation is let through, nothing else."""
+    import warnings
+
+    import pytest
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_JIT_DEPRECATED, category=DeprecationWarning)
+        return pytest.importorskip(name, reason=reason)
+
+
+def tgt_recurrent(name: str) -> Any:
+    """The real module ``torch_geometric_temporal.nn.recurrent.<name>`` of the installed package.
+
+    torch-geometric-temporal 0.56's package ``__init__`` imports ``torch_sparse`` (for
+    EvolveGCNO alone), which has no wheel for torch 2.13. Where it is missing, the module's
+    own file is loaded from the installed package under its own name, so its classes are the
+    package's, defined by the package's code (the recurrent modules need torch_geometric only).
+    """
+    import importlib
+    import importlib.util
+    import sys
+    import warnings
+
+    full = f"torch_geometric_temporal.nn.recurrent.{name}"
+    if full in sys.modules:
+        return sys.modules[full]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_JIT_DEPRECATED, category=DeprecationWarning)
+        try:
+            importlib.import_module("torch_geometric_temporal.nn.recurrent")
+            return sys.modules[full]
+        except ModuleNotFoundError as exc:
+            if exc.name != "torch_sparse":
+                raise
+        if full in sys.modules:  # imported before the package's __init__ reached torch_sparse
+            return sys.modules[full]
+        found = importlib.util.find_spec("torch_geometric_temporal")
+        assert found is not None
+        assert found.submodule_search_locations is not None
+        root = found.submodule_search_locations[0]
+        spec = importlib.util.spec_from_file_location(full, f"{root}/nn/recurrent/{name}.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[full] = module
+        spec.loader.exec_module(module)
+        return module
+
+
+def assert_recognised(model: nn.Module, kinds: dict[str, str]) -> Any:
+    """Every recurrent module of ``model`` is the one named (path -> kind), each with status ok and
+    formula = tensors = torch's numel of that module. Returns the report."""
+    from torchlstm_params import summarize
+
+    report = summarize(model)
+    assert {e.name: e.spec.kind for e in report.recurrent} == kinds
+    for entry in report.recurrent:
+        module = model.get_submodule(entry.name)
+        assert entry.status == "ok", (entry.name, entry.findings, entry.explanations)
+        assert entry.formula_params == entry.tensor_params == numel(module), entry.name
+    assert report.total_params == numel(model)
+    return report
+
+
+def assert_tamper_named(model: nn.Module, path: str, tensor: str) -> None:
+    """Give ``path``'s tensor ``tensor`` one row too many: summarize names it, check() fails on it."""
+    from torchlstm_params import CheckFailedError, check, summarize
+
+    owner_path, _, leaf = tensor.rpartition(".")
+    owner = model.get_submodule(".".join(p for p in (path, owner_path) if p))
+    old = getattr(owner, leaf)
+    assert isinstance(old, nn.Parameter)
+    setattr(owner, leaf, nn.Parameter(torch.zeros(old.shape[0] + 1, *old.shape[1:])))
+    entry = next(e for e in summarize(model).recurrent if e.name == path)
+    assert entry.status == "mismatch"
+    assert [(f.tensor, f.problem, f.expected_shape, f.found_shape) for f in entry.findings] == [
+        (tensor, "wrong_shape", tuple(old.shape), (old.shape[0] + 1, *old.shape[1:]))
+    ]
+    import pytest
+
+    with pytest.raises(CheckFailedError) as failed:
+        check(model)
+    problems = failed.value.problems
+    assert any(p.code == "RNN_SHAPE_MISMATCH" and p.path == path and tensor in p.message for p in problems)
+
+
+def checkpoint_rows(model: nn.Module, path: Any) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """(live, from a torch.save'd state dict) rows of every recurrent entry: name, settings, counts, status."""
+    from torchlstm_params import summarize
+    from torchlstm_params.checkpoint import build_model, read_checkpoint
+
+    torch.save(model.state_dict(), path)
+    stand_in = build_model(read_checkpoint(path)).model
+
+    def rows(report: Any) -> list[tuple[object, ...]]:
+        return [
+            (e.name, *e.settings.values(), e.formula_params, e.tensor_params, e.status, e.formula.derivation)
+            for e in report.recurrent
+        ]
+
+    return rows(summarize(model)), rows(summarize(stand_in))
+
+
+def speechbrain_rnn(reason: str) -> Any:
+    """``speechbrain.nnet.RNN``, with speechbrain's lazy redirect modules taken back out of ``sys.modules``.
+
+    speechbrain 1.1 puts lazy stand-ins for deprecated paths (``speechbrain.pretrained``,
+    ``speechbrain.k2_integration``, ...) into ``sys.modules``; reading any attribute of one imports
+    its target, which needs k2, transformers, flair or numba. Hypothesis's pytest plugin reads
+    ``__file__`` of every module in ``sys.modules`` and would fail on them. Only those stand-ins
+    are removed; ``speechbrain.nnet.RNN`` and everything it imported stay as speechbrain made them.
+    """
+    import sys
+
+    import pytest
+
+    module = pytest.importorskip("speechbrain.nnet.RNN", reason=reason)
+    from speechbrain.utils.importutils import LazyModule
+
+    for name, value in list(sys.modules.items()):
+        if isinstance(value, LazyModule) and value.lazy_module is None:
+            del sys.modules[name]
+    return module

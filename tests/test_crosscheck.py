@@ -12,14 +12,14 @@ from tests.helpers import lstm_count, numel, problems_of
 from torchlstm_params import summarize
 from torchlstm_params.crosscheck import Check, TensorFinding, crosscheck, format_shape
 from torchlstm_params.detect import detect
-from torchlstm_params.formulas import formula
+from torchlstm_params.recurrence import formula_of
 
 
 def crosscheck_of(module: nn.Module) -> Check:
     """crosscheck() as summarize calls it: the detected settings and their formula."""
     detected = detect(module)
     assert detected is not None
-    return crosscheck(formula(detected.spec), module, detected)
+    return crosscheck(formula_of(detected.spec), module, detected)
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ from torchlstm_params.estimates import (
     step_elementwise,
     tokens,
 )
-from torchlstm_params.formulas import make_spec
+from torchlstm_params.formulas import RNNSpec, make_spec
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN:UserWarning"),
@@ -224,6 +224,7 @@ def test_summarize_carries_the_estimate_with_the_module_dtype():
     model = nn.Sequential(nn.LSTM(8, 16, 2, proj_size=4, dropout=0.5), nn.GRU(4, 6, batch_first=True)).double()
     report = summarize(model, batch=3, seq_len=5)
     lstm, gru = report.recurrent
+    assert isinstance(lstm.spec, RNNSpec) and isinstance(gru.spec, RNNSpec)
     assert lstm.saved == saved_activations(lstm.spec, 3, 5, dropout=0.5, dtype="float64")
     assert gru.saved == saved_activations(gru.spec, 3, 5, batch_first=True, dtype="float64")
     assert lstm.saved is not None and lstm.saved.dropout_masks == 5 * 3 * 4  # 15 tokens of layer 1's 4-wide input

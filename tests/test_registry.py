@@ -156,8 +156,8 @@ def test_registry_errors_are_clear():
     ("settings", "message"),
     [
         (lambda m: 1 / 0, r"raised ZeroDivisionError: division by zero"),
-        (lambda m: None, r"should return an RNNSpec or a mapping of settings, got: NoneType"),
-        (lambda m: [("kind", "LSTM")], r"should return an RNNSpec or a mapping of settings, got: list"),
+        (lambda m: None, r"should return an RNNSpec, a Recurrence or a mapping of settings, got: NoneType"),
+        (lambda m: [("kind", "LSTM")], r"should return an RNNSpec, a Recurrence or a mapping of settings, got: list"),
         (
             lambda m: {"kind": "LSTMCell", "input_size": 3, "hidden_size": 5, "hidden": 5},
             r"returned unknown settings \['hidden'\]; known: kind, input_size",

@@ -11,7 +11,8 @@ from tests.helpers import lstm_count, numel
 from tests.strategies import Config, Graph, configs, module_graphs
 from torchlstm_params import summarize
 from torchlstm_params.detect import detect
-from torchlstm_params.formulas import Formula, formula
+from torchlstm_params.formulas import Formula
+from torchlstm_params.recurrence import formula_of
 from torchlstm_params.tally import Tally, tally
 from torchlstm_params.walk import Tree, walk
 
@@ -22,7 +23,7 @@ def formulas_of(tree: Tree) -> dict[int, Formula]:
     for i, module in enumerate(tree.modules):
         detected = detect(module)
         if detected is not None:
-            out[i] = formula(detected.spec)
+            out[i] = formula_of(detected.spec)
     return out
 
 

@@ -22,13 +22,15 @@ from .errors import (
     TorchLstmParamsError,
 )
 from .estimates import Compute, SavedActivations, StateMemory, saved_activations
-from .formulas import Formula, LayerCount, RNNSpec, TensorSpec, count_params, expected_tensors, make_spec
+from .formulas import Formula, LayerCount, RNNSpec, SpecLike, TensorSpec, count_params, expected_tensors, make_spec
+from .hints import Hint
 from .keras_config import KerasLayer, KerasRNN
 from .keras_convert import KerasConversion, convert_keras, from_keras
 from .keras_file import KerasFile, KerasLayerReport, KerasStack, WeightShape, read_keras_file
 from .memory import TrainingMemory, training_memory
 from .onnx_file import OnnxFile, OnnxNode, OnnxTensor, read_onnx_file
 from .packed import PackedStorage
+from .recurrence import Part, Recurrence, RecurrenceLayer
 from .registry import Registry, default_registry, register_recurrent
 from .results import (
     DtypeUsage,
@@ -57,6 +59,7 @@ __all__ = [
     "Explanation",
     "ForeignFileError",
     "Formula",
+    "Hint",
     "InvalidSettingsError",
     "KerasConversion",
     "KerasFile",
@@ -75,9 +78,12 @@ __all__ = [
     "OwnParams",
     "PackedModule",
     "PackedStorage",
+    "Part",
     "Problem",
     "PrunedTensor",
     "RNNSpec",
+    "Recurrence",
+    "RecurrenceLayer",
     "RecurrentEntry",
     "Registry",
     "Report",
@@ -85,6 +91,7 @@ __all__ = [
     "ShardedTensor",
     "SharedTensor",
     "SpecError",
+    "SpecLike",
     "StateMemory",
     "TensorFinding",
     "TensorSpec",

@@ -17,6 +17,7 @@ from .errors import InvalidSettingsError
 from .formulas import Formula
 from .names import parse_tensor_name
 from .packed import PackedStorage, packed_tensors
+from .recurrence import Recurrence
 from .registry import TensorMap
 
 __all__ = ["Check", "Explanation", "TensorFinding", "crosscheck", "format_shape"]
@@ -217,12 +218,19 @@ def _mapped(tensors: TensorMap, module: nn.Module) -> Mapping[str, torch.Tensor 
     return mapped
 
 
+def _described_check(formula: Formula, module: nn.Module) -> Check:
+    """A described recurrence names its tensors relative to the module: every parameter below it is compared."""
+    return _mapped_check(formula, dict(module.named_parameters()))
+
+
 def crosscheck(formula: Formula, module: nn.Module, detected: Detected) -> Check:
     """Compare the formula's tensors with what ``module`` really holds, explaining known variants."""
     if detected.packed:
         return _packed_check(formula, module)
     if detected.tensors is not None:
         return _mapped_check(formula, _mapped(detected.tensors, module))
+    if isinstance(formula.spec, Recurrence):
+        return _described_check(formula, module)
     params = module._parameters
     logical: dict[str, Shape | None] = {}
     explanations: list[Explanation] = []

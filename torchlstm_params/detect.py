@@ -24,6 +24,7 @@ from torch.jit._script import RecursiveScriptModule
 
 from .errors import InvalidSettingsError
 from .formulas import RUN_SETTINGS, SETTINGS, SPEC_SETTINGS, TORCH_ATTRIBUTES, RNNSpec, make_spec
+from .recurrence import Recurrence
 from .registry import Recognizer, Registry, TensorMap
 
 __all__ = [
@@ -41,7 +42,7 @@ __all__ = [
 class Detected:
     """What detection learned about one recurrent module."""
 
-    spec: RNNSpec
+    spec: RNNSpec | Recurrence  # a Recurrence: a hand-written layer, described part by part
     dropout: float = 0.0
     batch_first: bool = False
     origin: str = "torch.nn"  # where the class comes from: torch.nn, torch.jit.script, a registry entry...
@@ -171,11 +172,12 @@ def _registered(recognizer: Recognizer, module: nn.Module, path: str) -> Detecte
         settings = recognizer.settings(module)
     except Exception as exc:
         raise InvalidSettingsError(f"{where}: {callback} raised {type(exc).__name__}: {exc}") from exc
-    if isinstance(settings, RNNSpec):
+    if isinstance(settings, RNNSpec | Recurrence):
         return Detected(settings, origin=recognizer.origin, tensors=recognizer.tensors)
     if not isinstance(settings, Mapping):
         raise InvalidSettingsError(
-            f"{where}: {callback} should return an RNNSpec or a mapping of settings, got: {type(settings).__name__}"
+            f"{where}: {callback} should return an RNNSpec, a Recurrence or a mapping of settings, "
+            f"got: {type(settings).__name__}"
         )
     unknown = sorted(str(k) for k in settings if k not in SETTINGS)
     if unknown:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Final
+from typing import Final, Protocol
 
 from .errors import InvalidSettingsError
 from .names import tensor_name
@@ -36,6 +36,7 @@ __all__ = [
     "Formula",
     "LayerCount",
     "RNNSpec",
+    "SpecLike",
     "TensorSpec",
     "breakdown",
     "count_params",
@@ -404,30 +405,56 @@ def keras_derivation(spec: RNNSpec, *, reset_after: bool = True) -> str:
     return _join_layers(spec, layer, keras_count(spec, reset_after=reset_after))
 
 
+class SpecLike(Protocol):
+    """What a :class:`Formula` is the formula of: an :class:`RNNSpec`, or a hand-written layer's
+    :class:`~torchlstm_params.recurrence.Recurrence` (which builds on this module)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def input_size(self) -> int: ...
+    @property
+    def hidden_size(self) -> int: ...
+    @property
+    def num_layers(self) -> int: ...
+    @property
+    def bias(self) -> bool: ...
+    @property
+    def bidirectional(self) -> bool: ...
+    @property
+    def proj_size(self) -> int: ...
+    @property
+    def is_cell(self) -> bool: ...
+    @property
+    def directions(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Formula:
     """Everything the formulas say about one spec, computed in one step.
 
     Attributes:
-        spec: the settings.
+        spec: the settings: torch's (an RNNSpec), or a hand-written layer's
+            :class:`~torchlstm_params.recurrence.Recurrence` (see ``recurrence_formula``).
         params: the PyTorch-convention count.
         layers: per layer and direction, its tensors and subtotal.
         names: expected tensor names, in registration order.
         shapes: their shapes, same order.
         numels: their element counts, same order.
         derivation: the count written out (one bracket per layer and direction).
-        keras_params: the Keras-convention count (None where Keras has no equivalent: ``proj_size``).
+        keras_params: the Keras-convention count (None where Keras has no equivalent: ``proj_size``,
+            hand-written layers).
         keras_derivation: the Keras count written out in the same notation.
     """
 
-    spec: RNNSpec
+    spec: SpecLike
     params: int
     layers: tuple[LayerCount, ...]
     names: tuple[str, ...]  # expected tensor names, in registration order
     shapes: tuple[tuple[int, ...], ...]  # their shapes, same order
     numels: tuple[int, ...]  # their element counts, same order
     derivation: str
-    keras_params: int | None  # None where Keras has no equivalent (proj_size)
+    keras_params: int | None  # None where Keras has no equivalent (proj_size, hand-written layers)
     keras_derivation: str | None
 
     @property

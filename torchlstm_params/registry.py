@@ -30,6 +30,7 @@ by class objects, never by names, and any call can pass its own
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -38,13 +39,17 @@ from torch import nn
 
 from .errors import InvalidSettingsError, NotAModuleError
 from .formulas import RNNSpec
+from .recurrence import Recurrence
+from .thirdparty import CLASSES as THIRD_PARTY
+from .thirdparty import Described
 
 __all__ = ["Recognizer", "Registry", "default_registry", "register_recurrent"]
 
-#: What a settings function returns: an RNNSpec, or a mapping of settings named as in
+#: What a settings function returns: an RNNSpec, a mapping of settings named as in
 #: :data:`~torchlstm_params.formulas.SETTINGS` (``kind``, ``input_size`` and ``hidden_size``
-#: required; the others default as in torch).
-Settings = RNNSpec | Mapping[str, object]
+#: required; the others default as in torch), or a :class:`~torchlstm_params.recurrence.Recurrence`
+#: (any other gated recurrence, its tensors named relative to the module).
+Settings = RNNSpec | Recurrence | Mapping[str, object]
 TensorMap = Callable[[nn.Module], Mapping[str, torch.Tensor | None]]
 
 
@@ -58,11 +63,31 @@ class Recognizer:
     origin: str
 
 
-class Registry:
-    """Recurrent classes the built-in detection does not know, by class (subclasses included)."""
+def _defined(module: str, qualname: str) -> object:
+    """The object ``qualname`` names in ``sys.modules[module]``, or None: never imports anything."""
+    found: object = sys.modules.get(module)
+    for part in qualname.split("."):
+        if found is None:
+            return None
+        found = getattr(found, part, None)
+    return found
 
-    def __init__(self, recognizers: tuple[Recognizer, ...] = ()) -> None:
+
+class Registry:
+    """Recurrent classes the built-in detection does not know, by class (subclasses included).
+
+    Besides classes registered by object, a registry can hold classes named by the module
+    that defines them (``register_by_name``): those are looked at only when that module is
+    already imported, and only the very class object it defines matches.
+    """
+
+    def __init__(
+        self,
+        recognizers: tuple[Recognizer, ...] = (),
+        by_name: Mapping[tuple[str, str], Recognizer] | None = None,
+    ) -> None:
         self._by_class: dict[type[nn.Module], Recognizer] = {r.cls: r for r in recognizers}
+        self._by_name: dict[tuple[str, str], Recognizer] = dict(by_name or {})
 
     def register(
         self,
@@ -87,28 +112,43 @@ class Registry:
             )
         self._by_class[cls] = Recognizer(cls, settings, tensors, origin or f"{cls.__module__}.{cls.__qualname__}")
 
+    def register_by_name(
+        self, module: str, qualname: str, settings: Callable[[nn.Module], Settings], *, origin: str | None = None
+    ) -> None:
+        """Recognise the class ``qualname`` of ``module`` once that module is imported, without importing it."""
+        if not callable(settings):
+            raise InvalidSettingsError("register_by_name() expects settings to be a callable taking the module")
+        self._by_name[(module, qualname)] = Recognizer(nn.Module, settings, None, origin or f"{module}.{qualname}")
+
     def unregister(self, cls: type[nn.Module]) -> None:
         self._by_class.pop(cls, None)
+        self._by_name.pop((cls.__module__, cls.__qualname__), None)
 
     def lookup(self, cls: type) -> Recognizer | None:
         """The recogniser of ``cls`` or of its nearest registered base class.
 
         Not memoized: ``summarize`` asks once per class and summary.
         """
-        by_class = self._by_class
-        if not by_class:
+        by_class, by_name = self._by_class, self._by_name
+        if not by_class and not by_name:
             return None
         for base in cls.__mro__:
             found = by_class.get(base)
             if found is not None:
                 return found
+            if by_name:
+                named = by_name.get((base.__module__, base.__qualname__))
+                if named is not None and _defined(base.__module__, base.__qualname__) is base:
+                    return named
         return None
 
     def copy(self) -> Registry:
-        return Registry(tuple(self._by_class.values()))
+        return Registry(tuple(self._by_class.values()), self._by_name)
 
     def __contains__(self, cls: object) -> bool:
-        return cls in self._by_class
+        if cls in self._by_class:
+            return True
+        return isinstance(cls, type) and (cls.__module__, cls.__qualname__) in self._by_name
 
 
 def _quantizable_settings(module: nn.Module) -> Settings:
@@ -143,6 +183,11 @@ def _quantizable_tensors(module: nn.Module) -> dict[str, torch.Tensor | None]:
     return out
 
 
+def _described(module: nn.Module) -> Settings:
+    assert isinstance(module, Described)
+    return module.recurrence
+
+
 def _builtin() -> Registry:
     registry = Registry()
     from torch.ao.nn.quantizable import LSTM as QuantizableLSTM
@@ -153,6 +198,9 @@ def _builtin() -> Registry:
         tensors=_quantizable_tensors,
         origin="torch.ao.nn.quantizable.LSTM",
     )
+    for third in THIRD_PARTY:  # looked at only once the user has imported the library
+        registry.register_by_name(third.module, third.qualname, third.read, origin=third.origin)
+    registry.register(Described, _described, origin="checkpoint (inferred)")
     return registry
 
 

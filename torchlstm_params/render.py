@@ -24,7 +24,7 @@ from tabulate import tabulate
 from .crosscheck import format_shape
 from .errors import InvalidSettingsError
 from .fold import Line, RecurrentGroup, module_lines, recurrent_groups
-from .formulas import TensorSpec
+from .formulas import RNNSpec, TensorSpec
 from .names import parse_tensor_name
 
 if TYPE_CHECKING:
@@ -237,7 +237,10 @@ def _settings_rows(groups: Sequence[RecurrentGroup], keras: bool, proj: bool, co
         row += [_yes(s.bidirectional)] + ([str(s.proj_size)] if proj else [])
         row += [_yes(s.bias), f"{e.formula_params:,}", f"{e.tensor_params:,}", paint(e.status, e.status, color)]
         if keras:
-            row.append("n/a (proj_size)" if e.formula.keras_params is None else f"{e.formula.keras_params:,}")
+            if e.formula.keras_params is not None:
+                row.append(f"{e.formula.keras_params:,}")
+            else:
+                row.append("n/a (proj_size)" if isinstance(s, RNNSpec) else "n/a")
         rows.append(tuple(row))
     align = ["left", "left", "right", "right", "right", "left"] + (["right"] if proj else [])
     align += ["left", "right", "right", "left"] + (["right"] if keras else [])
@@ -305,6 +308,22 @@ def _breakdown(groups: Sequence[RecurrentGroup]) -> Table:
     return Table(headers, tuple(rows), ("left", "right", "left") + ("right",) * (len(roles) + 1))
 
 
+def _parts_table(groups: Sequence[RecurrentGroup]) -> Table:
+    """Per layer of each described (hand-written) recurrence: its parts, their closed forms and counts."""
+    rows = []
+    for group in groups:
+        spec = group.first.spec
+        assert not isinstance(spec, RNNSpec)
+        for layer in spec.layers:
+            direction = "both (shared)" if spec.shared_directions and spec.bidirectional else layer.direction
+            for part in layer.parts:
+                rows.append(
+                    (_group_label(group), str(layer.layer), direction, part.role, part.expression, f"{part.params:,}")
+                )
+    headers = ("Described module", "Layer", "Direction", "Part", "Closed form", "Params")
+    return Table(headers, tuple(rows), ("left", "right", "left", "left", "left", "right"))
+
+
 def recurrent_tables(
     report: Report, tablefmt: str = "simple", *, keras: bool = False, explain: bool = True, fold: bool = False
 ) -> str:
@@ -352,6 +371,10 @@ def _recurrent_parts(
             )
         )
     detailed = [g for g in groups if explain or g.first.findings]
+    described = [g for g in detailed if not isinstance(g.first.spec, RNNSpec)]
+    detailed = [g for g in detailed if isinstance(g.first.spec, RNNSpec)]
+    if described:  # hand-written layers: their parts, not torch's tensors
+        parts.append(_parts_table(described))
     if detailed:
         parts.append(_breakdown(detailed))
         if any(g.first.findings for g in detailed):
@@ -426,7 +449,11 @@ def _compute_parts(groups: Sequence[RecurrentGroup]) -> list[Part]:
             f"* {', '.join(fused)}: on the CPU, float32 runs oneDNN, which saves its own workspace instead "
             "(measured at 28 KiB or more, about 4x the gate activations)."
         )
-    missing = [g.label for g in groups if g.first.compute is None]
+    described = [g.label for g in groups if not isinstance(g.first.spec, RNNSpec)]
+    if described:
+        names = ", ".join(_where(m) for m in described)
+        notes.append(f"Not costed (hand-written recurrences, whose compute is their own): {names}.")
+    missing = [g.label for g in groups if g.first.compute is None and isinstance(g.first.spec, RNNSpec)]
     if missing:
         notes.append(f"Not costed (no seq_len given for them): {', '.join(_where(m) for m in missing)}.")
     return [Table(headers, tuple(rows), ("left",) + ("right",) * 7), _note(*notes)]
@@ -461,6 +488,11 @@ def _derivations(groups: Sequence[RecurrentGroup], keras: bool) -> list[str]:
         e = group.first
         label = _group_label(group)
         lines.append(f"  {label}: {e.formula.derivation}")
+        if not isinstance(e.spec, RNNSpec):
+            pad = " " * len(label)
+            lines.append(f"  {pad}  {e.spec.kind}, gate groups {e.spec.gate_groups}: {e.spec.closed_form}")
+            if e.spec.note:
+                lines.append(f"  {pad}  ({e.spec.note})")
         if keras and e.formula.keras_derivation is not None:
             lines.append(f"  {' ' * len(label)}  {_keras_wording(e)}: {e.formula.keras_derivation}")
     return lines
@@ -546,6 +578,14 @@ def _footer(report: Report) -> list[str]:
     return lines
 
 
+def _hints(report: Report) -> list[str]:
+    lines = ["Looks recurrent, not recognised (counted in totals, never cross-checked):"]
+    for hint in report.hints:
+        lines.append(f"  {_where(hint.path)} ({hint.type}): {hint.reason}. To cover it:")
+        lines.extend(f"    {line}" if line else "" for line in hint.snippet.splitlines())
+    return lines
+
+
 def report_parts(
     report: Report,
     *,
@@ -570,6 +610,8 @@ def report_parts(
     problems = _problems(groups, color)
     if problems:
         parts.append(Text(tuple(problems)))
+    if report.hints:
+        parts.append(Text(tuple(_hints(report))))
     if explain and groups:
         parts.append(Text(tuple(_derivations(groups, keras))))
     parts.append(Text(tuple(_footer(report))))

@@ -19,7 +19,9 @@ from .crosscheck import Explanation, TensorFinding
 from .distributed import LocalFigures
 from .estimates import Compute, SavedActivations, StateMemory
 from .formulas import SETTINGS, SPEC_SETTINGS, Formula, RNNSpec
+from .hints import Hint
 from .packed import PackedStorage
+from .recurrence import Recurrence
 
 __all__ = [
     "DtypeUsage",
@@ -127,7 +129,7 @@ class RecurrentEntry:
 
     name: str  # module path ("" for the root)
     type: str  # the module's class name
-    spec: RNNSpec
+    spec: RNNSpec | Recurrence  # a Recurrence for a hand-written layer, described part by part
     dropout: float
     batch_first: bool
     formula: Formula
@@ -212,7 +214,29 @@ class RecurrentEntry:
             "derivation": f.derivation,
             "keras_params": f.keras_params,
             "keras_derivation": f.keras_derivation,
+            "recurrence": None if isinstance(self.spec, RNNSpec) else _recurrence_dict(self.spec),
         }
+
+
+def _recurrence_dict(rec: Recurrence) -> dict[str, Any]:
+    """A described recurrence's structure: gate groups, closed form, and its parts layer by layer."""
+    return {
+        "gate_groups": rec.gate_groups,
+        "closed_form": rec.closed_form,
+        "shared_directions": rec.shared_directions,
+        "note": rec.note,
+        "layers": [
+            {
+                "layer": layer.layer,
+                "direction": layer.direction,
+                "parts": [
+                    {"role": p.role, "expression": p.expression, "arithmetic": p.arithmetic, "params": p.params}
+                    for p in layer.parts
+                ],
+            }
+            for layer in rec.layers
+        ],
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +371,7 @@ class Report:
     seq_len: int | dict[str, int] | None = None  # as given to summarize: one length, or per module path
     packed_modules: tuple[PackedModule, ...] = ()  # quantized Linear/Conv/Embedding: weights packed out of parameters()
     trainable_recorded: bool = True  # False for a state dict, which does not record what trains
+    hints: tuple[Hint, ...] = ()  # modules that look recurrent but are not recognised, with a registration snippet
 
     @property
     def matches(self) -> bool:

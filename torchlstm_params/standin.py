@@ -43,6 +43,7 @@ from .errors import CheckpointError, Problem
 from .formulas import RNNSpec, breakdown
 from .infer import Inference, infer
 from .names import parse_tensor_name
+from .thirdparty import Described, InferredRecurrence, infer_checkpoint
 
 __all__ = ["BUFFER_NAMES", "ModuleMaker", "StandIn", "TensorMeta", "build_stand_in"]
 
@@ -217,12 +218,16 @@ class ModuleMaker:
 class _Builder:
     """Modules made on first use, parents first, in the checkpoint's key order."""
 
-    def __init__(self, specs: Mapping[str, RNNSpec]) -> None:
+    def __init__(self, specs: Mapping[str, RNNSpec], described: Mapping[str, InferredRecurrence]) -> None:
         self.specs = specs
+        self.described = described
         self.maker = ModuleMaker()
         self.nodes: dict[str, nn.Module] = {"": self._make("")}
 
     def _make(self, path: str) -> nn.Module:
+        third = self.described.get(path)
+        if third is not None:  # a third-party class found by its distinctive tensor names
+            return Described(third.recurrence, third.origin)
         spec = self.specs.get(path)
         if spec is not None:
             return self.maker.recurrent(spec)
@@ -245,6 +250,17 @@ class _Builder:
             module._modules[child.rpartition(".")[2]] = made
             self.nodes[child] = module = made
         return module
+
+
+def _described(tensors: Mapping[str, TensorMeta]) -> tuple[dict[str, InferredRecurrence], frozenset[str]]:
+    """Third-party recurrent classes found by their distinctive tensor names, and their buffers' full names."""
+    found = {f.path: f for f in infer_checkpoint({n: m.shape for n, m in tensors.items()})}
+    buffers = frozenset(f"{path}.{b}" if path else b for path, f in found.items() for b in f.recurrence.buffers)
+    return found, buffers
+
+
+def _inside(prefix: str, described: Mapping[str, InferredRecurrence]) -> bool:
+    return any(path == "" or prefix == path or prefix.startswith(path + ".") for path in described)
 
 
 def _is_buffer(name: str, leaf: str, dtype: torch.dtype, pattern: re.Pattern[str] | None) -> bool:
@@ -324,8 +340,13 @@ def _build(tensors: Mapping[str, TensorMeta], buffers: str | None) -> StandIn:
                 repeated.add(identity)
             seen.add(identity)
     del seen
+    described, described_buffers = _described(tensors)
+    if described:  # a described class's tensors are not torch's, whatever their names
+        for found in (evidence.direct, evidence.weight_norm, evidence.parametrized):
+            for path in [p for p in found if _inside(p, described)]:
+                del found[path]
     specs, notes, problems = _inferences(evidence)
-    builder = _Builder(specs)
+    builder = _Builder(specs, described)
     node = builder.node
     taken: list[str] = []
     shared: dict[Hashable, nn.Parameter] = {}
@@ -334,7 +355,7 @@ def _build(tensors: Mapping[str, TensorMeta], buffers: str | None) -> StandIn:
         prefix, _, leaf = name.rpartition(".")
         owner = node(prefix)
         tensor = torch.empty(meta.shape, dtype=meta.dtype, device=meta_device)
-        if _is_buffer(name, leaf, meta.dtype, pattern):
+        if name in described_buffers or _is_buffer(name, leaf, meta.dtype, pattern):
             owner._buffers[leaf] = tensor
             taken.append(name)
             continue

@@ -25,9 +25,11 @@ from .detect import TORCH_RECURRENT_CLASSES, Detected, Memo, detect, may_be_recu
 from .distributed import local_figures_of
 from .errors import InvalidSettingsError, NotAModuleError
 from .estimates import ITEMSIZE, compute, saved_activations, state_memory, tokens
-from .formulas import Formula, formula
+from .formulas import Formula, RNNSpec
+from .hints import find_hints
 from .packed import PACKED_CLASSES, packed_module
 from .pruning import pruned_tensors
+from .recurrence import formula_of
 from .registry import Registry, default_registry
 from .results import (
     DtypeUsage,
@@ -150,7 +152,7 @@ def _detect_all(tree: Tree, registry: Registry) -> dict[int, tuple[Detected, For
             continue
         f = formulas.get(id(detected))
         if f is None:
-            f = formulas[id(detected)] = formula(detected.spec)
+            f = formulas[id(detected)] = formula_of(detected.spec)
         found[i] = (detected, f)
     return found
 
@@ -219,7 +221,13 @@ class _BatchShape:
             node = node.rpartition(".")[0]
 
     def figures(self, entry: RecurrentEntry, module: nn.Module) -> RecurrentEntry:
-        """``entry`` with its compute, returned-state and saved-for-backward figures for this batch."""
+        """``entry`` with its compute, returned-state and saved-for-backward figures for this batch.
+
+        A described (hand-written) recurrence gets none: the estimates model torch's recurrences.
+        """
+        spec = entry.spec
+        if not isinstance(spec, RNNSpec):
+            return entry
         seq_len = self.length_of(entry.name)
         if self.lengths is None and seq_len is None:
             return entry
@@ -231,7 +239,7 @@ class _BatchShape:
         packed_cell = entry.spec.is_cell and self.lengths is not None  # a loop over a packed batch is the caller's
         if dtype is not None and _runs_torch_recurrence(module) and not packed_cell:
             saved = saved_activations(
-                entry.spec,
+                spec,
                 self.batch,
                 seq_len,
                 self.lengths,
@@ -241,8 +249,8 @@ class _BatchShape:
             )
         return dataclasses.replace(
             entry,
-            compute=compute(entry.spec, n_tokens),
-            state=state_memory(entry.spec, self.rows, n_tokens, dtype),
+            compute=compute(spec, n_tokens),
+            state=state_memory(spec, self.rows, n_tokens, dtype),
             saved=saved,
         )
 
@@ -354,6 +362,7 @@ def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: 
         if batch_shape is None
         else (batch_shape.seq_len if batch_shape.per_module is None else dict(batch_shape.per_module)),
         packed_modules=_packed_modules(tree),
+        hints=find_hints(tree, recurrent),
     )
 
 
