@@ -26,7 +26,16 @@ _HIDDEN_ATTRIBUTES = ("hidden_size", "hidden_dim")
 
 @dataclass(frozen=True, slots=True)
 class Hint:
-    """A module that looks recurrent and is not recognised: why, and the snippet that would register it."""
+    """A module that looks recurrent and is not recognised: why, and the snippet that would register it.
+
+    Attributes:
+        path: the module's path (``""`` for the root).
+        type: its class, qualified by its module.
+        reason: the matrices that make it look recurrent.
+        gates: the gate groups ``g`` read off them.
+        hidden_size: the hidden size ``h`` read off them (or its ``hidden_size`` attribute).
+        snippet: Python that registers the class with a description covering those matrices.
+    """
 
     path: str
     type: str  # the class, qualified

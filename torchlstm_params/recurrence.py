@@ -105,9 +105,12 @@ def _positive(field: str, value: object) -> int:
 class Part:
     """One part of a layer: its role, closed form, arithmetic and tensors.
 
-    ``expression`` is the closed form in symbols (``4·h·in``), ``arithmetic`` the
-    same with the numbers put in (``4·512·512``); ``tensors`` are what the module
-    registers for it, named relative to the recurrent module.
+    Attributes:
+        role: what the part does, one of :data:`PART_ROLES`.
+        expression: the closed form in symbols (``4·h·in``).
+        arithmetic: the same with the numbers put in (``4·512·512``).
+        tensors: (name, shape) of what the module registers for it, named relative to the module.
+        roles: per tensor, where they differ from the part's (torch's ``weight_ih``...), else None.
     """
 
     role: str
@@ -123,7 +126,13 @@ class Part:
 
 @dataclass(frozen=True, slots=True)
 class RecurrenceLayer:
-    """The parts of one layer in one direction."""
+    """The parts of one layer in one direction.
+
+    Attributes:
+        layer: the layer index.
+        direction: ``forward`` or ``reverse``.
+        parts: what the layer holds, part by part.
+    """
 
     layer: int
     direction: str  # "forward" or "reverse"
@@ -138,14 +147,23 @@ class RecurrenceLayer:
 class Recurrence:
     """A recurrent module described part by part (see the module docstring).
 
-    The settings named as in :data:`~torchlstm_params.formulas.SPEC_SETTINGS`
-    (``kind``, ``input_size``, ``hidden_size``, ``num_layers``, ``bias``,
-    ``bidirectional``, ``proj_size``) are there too, so a report shows a
-    described module beside torch's. ``gate_groups`` says how the gates are
-    grouped (``"2"``, ``"3+1"``); ``shared_directions`` that both directions run
-    on one set of weights (speechbrain's bidirectional layers); ``buffers`` the
-    buffer names the class registers, which a checkpoint cannot tell from
-    parameters by itself.
+    The settings named as in :data:`~torchlstm_params.formulas.SPEC_SETTINGS` are
+    there too (``bias`` is a property: whether any part is a bias), so a report
+    shows a described module beside torch's.
+
+    Attributes:
+        kind: the class's name (``LiGRU``).
+        input_size: ``in`` of the first layer.
+        hidden_size: ``h``.
+        layers: per layer and direction, its parts.
+        num_layers: stacked layers.
+        bidirectional: whether it runs both directions.
+        is_cell: whether it takes one step per call.
+        gate_groups: how the gates are grouped (``"2"``, ``"3+1"``).
+        proj_size: the projection size (0: none).
+        shared_directions: both directions run on one set of weights (speechbrain's bidirectional layers).
+        buffers: buffer names the class registers, which a checkpoint cannot tell from parameters.
+        note: anything worth saying about the description (where it was inferred from, say).
     """
 
     kind: str

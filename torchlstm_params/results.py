@@ -344,6 +344,8 @@ class Report:
         trainable_recorded: False for a state dict, which does not record what trains: ``trainable_params``
             is then every floating-point parameter (what its stand-in assumes), and ``to_dict()`` and the
             tables say null / "not recorded".
+        hints: modules that look recurrent but that nothing recognises, each with the registration
+            snippet that would cover it.
     """
 
     model_type: str
