@@ -211,7 +211,14 @@ def detect(
     settings function first.
     """
     if registry is not None:
-        recognizer = registry.lookup(type(module))
+        cls = type(module)
+        if memo is None:
+            recognizer = registry.lookup(cls)
+        else:  # the registry is asked once per class and summary
+            looked = memo.get(("recognizer", cls), memo)
+            if looked is memo:
+                looked = memo[("recognizer", cls)] = registry.lookup(cls)
+            recognizer = looked if isinstance(looked, Recognizer) else None
         if recognizer is not None:
             return _registered(recognizer, module, path)
     raw = _raw(module)
