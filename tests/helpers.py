@@ -10,6 +10,9 @@ output, which tests compare with the module's own forward.
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -82,6 +85,29 @@ def not_a_model() -> int:
 
 def broken() -> nn.Module:
     raise KeyError("missing config entry 'layers'")
+
+
+# --- time limits ---
+
+
+class TookTooLong(Exception):
+    """Raised inside a ``within`` block that outlives its time limit."""
+
+
+@contextmanager
+def within(seconds: float) -> Iterator[None]:
+    """Fail (TookTooLong) if the block runs longer than ``seconds`` of wall time (SIGALRM, main thread)."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise TookTooLong(f"took more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 # --- independent counts ---

@@ -33,6 +33,7 @@ from torchlstm_params.estimates import (
     saved_activations,
     state_memory,
     step_elementwise,
+    step_macs,
     tokens,
 )
 from torchlstm_params.formulas import make_spec
@@ -423,3 +424,18 @@ def test_compute_in_table_and_json():
     assert data["tokens"] == 6
     assert data["recurrent"][0]["compute"]["forward_macs"] == 4 * 20 * 30 * 6
     assert data["recurrent"][0]["state"]["elements"] == 6 * 20 + 2 * 20 + 2 * 20  # output, h_n, c_n (batch 2)
+
+
+def test_estimates_are_closed_forms_in_num_layers():
+    """10**15 layers: instant, and the hand-derived figures for LSTM(3, 4) on batch 2 x 3 steps."""
+    n = 10**15
+    spec = make_spec("LSTM", 3, 4, n)
+    with helpers.within(5):
+        assert step_macs(spec) == 4 * 4 * (3 + 4) + (n - 1) * 4 * 4 * (4 + 4)
+        assert step_elementwise(spec) == n * (13 * 4 + 8 * 4)
+        assert compute(spec, 6).forward_macs == 6 * step_macs(spec)
+        state = state_memory(spec, 2, 6)
+        assert (state.output, state.h_n, state.c_n) == (6 * 4, n * 2 * 4, n * 2 * 4)
+        saved = saved_activations(spec, 2, 3, dropout=0.5)
+        assert saved.recurrence == n * 6 * (6 * 4 + 4)
+        assert saved.layer_inputs == saved.dropout_masks == (n - 1) * 6 * 4

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests import helpers
 from torchlstm_params import InvalidSettingsError, count_params
 from torchlstm_params.sizing import closest_configs, fit_hidden_size
 
@@ -48,3 +49,12 @@ def test_closest_configs_table():
     for layers, bidi, hidden, params in rows:
         assert params == count_params("LSTM", 300, hidden, layers, bidirectional=bidi)
     assert len(rows) == 8
+
+
+def test_sizing_is_instant_for_any_num_layers():
+    n = 10**15
+    with helpers.within(5):
+        exact = helpers.lstm_count(3, 5, 1) + (n - 1) * (helpers.lstm_count(3, 5, 2) - helpers.lstm_count(3, 5, 1))
+        assert fit_hidden_size("LSTM", 3, exact, n) == 5
+        assert fit_hidden_size("LSTM", 3, exact - 1, n) == 4
+        assert closest_configs("LSTM", 3, exact, layers=(n,), directions=(False,)) == [(n, False, 5, exact)]
