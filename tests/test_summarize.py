@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from torchlstm_params import InvalidSettingsError, NotAModuleError, TorchLstmParamsError, summarize
+from torchlstm_params import InvalidSettingsError, NotAModuleError, Registry, TorchLstmParamsError, summarize
 
 
 def unique_numel(module: nn.Module) -> int:
@@ -238,6 +238,20 @@ def test_a_later_module_with_an_equal_value_of_another_type_is_not_taken_as_vali
     setattr(model[1], field, value)
     with pytest.raises(InvalidSettingsError, match=rf"^1 \(GRU\): {field} should be"):
         summarize(model)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_dropout_is_rejected_so_to_dict_stays_json(value):
+    """A dropout set after construction is validated like any setting: NaN would make to_dict() invalid JSON."""
+    model = nn.Sequential(nn.Linear(2, 2), nn.LSTM(2, 3, num_layers=2, dropout=0.5))
+    json.dumps(summarize(model, batch=2, seq_len=3).to_dict(), allow_nan=False)  # valid as built
+    model[1].dropout = value
+    with pytest.raises(InvalidSettingsError, match=r"^1 \(LSTM\): dropout should be a number in \[0, 1\], got: "):
+        summarize(model)
+    registry = Registry()
+    registry.register(nn.Linear, lambda m: {"kind": "RNNCell", "input_size": 2, "hidden_size": 2, "dropout": value})
+    with pytest.raises(InvalidSettingsError, match=r"dropout should be a number in \[0, 1\]"):
+        summarize(nn.Linear(2, 2), registry=registry)
 
 
 @pytest.mark.parametrize("value", [None, "LSTM", torch.zeros(2), [nn.LSTM(2, 2)]])
