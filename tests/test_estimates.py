@@ -12,6 +12,7 @@ native recurrence; the fused oneDNN path is checked for being flagged.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -36,7 +37,7 @@ from torchlstm_params.estimates import (
     step_macs,
     tokens,
 )
-from torchlstm_params.formulas import make_spec
+from torchlstm_params.formulas import RNNSpec, make_spec
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN:UserWarning"),
@@ -439,3 +440,40 @@ def test_estimates_are_closed_forms_in_num_layers():
         saved = saved_activations(spec, 2, 3, dropout=0.5)
         assert saved.recurrence == n * 6 * (6 * 4 + 4)
         assert saved.layer_inputs == saved.dropout_masks == (n - 1) * 6 * 4
+
+
+def bad(value: object) -> Any:
+    """A deliberately wrong-typed argument, typed for mypy."""
+    return value
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda spec: saved_activations(spec, 2, 3, dropout=bad("x")),
+            "saved_activations(): dropout should be a number",
+        ),
+        (lambda spec: saved_activations(spec, 2, 3, dropout=float("nan")), "saved_activations(): dropout should be"),
+        (lambda spec: saved_activations(spec, 2, 3, batch_first=bad("x")), "saved_activations(): batch_first must be"),
+        (
+            lambda spec: saved_activations(bad("LSTM"), 2, 3),
+            "saved_activations(): spec must be a torchlstm_params.RNNSpec",
+        ),
+        (lambda spec: saved_activations(spec, lengths=bad(5)), "lengths must be a sequence of ints"),
+        (lambda spec: saved_activations(spec, 2, 3, dtype=bad(None)), "dtype must be one of"),
+        (lambda spec: state_memory(bad("LSTM"), 2, 6), "state_memory(): spec must be a torchlstm_params.RNNSpec"),
+        (lambda spec: state_memory(spec, bad("2"), 6), "state_memory(): batch must be an int >= 1, got: '2'"),
+        (lambda spec: compute(bad(None), 6), "compute(): spec must be a torchlstm_params.RNNSpec"),
+        (lambda spec: compute(spec, bad(6.0)), "compute(): n_tokens must be an int >= 0, got: 6.0"),
+        (lambda spec: step_macs(bad("LSTM")), "step_macs(): spec must be a torchlstm_params.RNNSpec"),
+        (lambda spec: step_elementwise(RNNSpec("LSTM", 0, 4)), "step_elementwise(): input_size must be >= 1"),
+    ],
+)
+def test_bad_estimate_arguments_are_named(call, message):
+    with pytest.raises(InvalidSettingsError, match="^" + re.escape(message)):
+        call(make_spec("LSTM", 3, 4))
+
+
+def test_a_spec_built_without_make_spec_is_checked_and_its_kind_spelled_canonically():
+    assert saved_activations(RNNSpec("lstm", 3, 4), 2, 3) == saved_activations(make_spec("LSTM", 3, 4), 2, 3)

@@ -156,7 +156,6 @@ def test_counts_are_closed_forms_in_num_layers():
         # Bidirectional with a projection: the hand-written loop's first two layers fix the line.
         one = helpers.lstm_count(5, 7, 1, bidirectional=True, proj=3)
         step = helpers.lstm_count(5, 7, 2, bidirectional=True, proj=3) - one
-        spec = make_spec("LSTM", 5, 7, n, bidirectional=True, proj_size=3)
         assert count_params("LSTM", 5, 7, n, bidirectional=True, proj_size=3) == one + (n - 1) * step
         assert derivation(make_spec("LSTM", 3, 4, n)) == (
             "[4·4·(3+4) + 2·4·4] + 999999999999999·[4·4·(4+4) + 2·4·4] = 159,999,999,999,999,984"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
 
-from torchlstm_params import InvalidSettingsError
+from torchlstm_params import InvalidSettingsError, NotAModuleError
 from torchlstm_params.memory import training_memory
 
 
@@ -56,3 +58,19 @@ def test_training_memory_state_dtype_and_master_weights():
     )
     with pytest.raises(InvalidSettingsError, match="optimizer must be one of sgd, sgd-momentum, adam, adamw"):
         training_memory(model, "lion")
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "message"),
+    [
+        ((nn.Linear(2, 2), None), {}, InvalidSettingsError, "training_memory(): optimizer must be one of"),
+        ((nn.Linear(2, 2),), {"state_dtype": "float32"}, InvalidSettingsError, "training_memory(): state_dtype must"),
+        ((nn.Linear(2, 2),), {"master_weights": "no"}, InvalidSettingsError, "training_memory(): master_weights must"),
+        ((nn.Linear(2, 2),), {"master_weights": 1}, InvalidSettingsError, "training_memory(): master_weights must"),
+        ((5,), {}, NotAModuleError, "training_memory() expects a torch.nn.Module or a Report, got int"),
+        ((None,), {}, NotAModuleError, "training_memory() expects a torch.nn.Module or a Report, got NoneType"),
+    ],
+)
+def test_bad_arguments_are_named(args, kwargs, error, message):
+    with pytest.raises(error, match="^" + re.escape(message)):
+        training_memory(*args, **kwargs)

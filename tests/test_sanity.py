@@ -259,6 +259,10 @@ def test_warn_mode_logs_every_problem(caplog):
             "check(): expect['x'] has unknown setting 'hiden_size' (did you mean 'hidden_size'?)",
         ),
         ({"expect": {"x": 3}}, "check(): expect['x'] must be a mapping of setting -> value, got 3"),
+        ({"expect": ["x"]}, "check(): expect must be a mapping of module path -> settings, got: ['x']"),
+        ({"expect": [("x", {})]}, "check(): expect must be a mapping of module path -> settings, got: [('x', {})]"),
+        ({"expect": {3: {}}}, "check(): expect keys are module paths (str), got: 3"),
+        ({"registry": 42}, "check(): registry must be a torchlstm_params.Registry, got: int"),
     ],
 )
 def test_bad_options_are_clear(options, message):

@@ -187,28 +187,38 @@ def _mapped_check(formula: Formula, mapped: Mapping[str, torch.Tensor | None]) -
     return Check(tuple(findings), (), sum(_numel(sh) for sh in logical.values()))
 
 
-def _mapped(tensors: TensorMap, module: nn.Module) -> Mapping[str, torch.Tensor | None]:
-    """Call a registered class's tensors function, naming the class and the callback when it misbehaves."""
+def _mapped(tensors: TensorMap, module: nn.Module, path: str) -> dict[str, torch.Tensor | None]:
+    """Call a registered class's tensors function, naming the module, the class and the callback when it misbehaves."""
     cls = type(module)
-    callback = f"the tensors function registered for {cls.__module__}.{cls.__qualname__}"
+    callback = f"{path or '(root)'} ({cls.__name__}): the tensors function registered for {_qualname(module)}"
     try:
         mapped = tensors(module)
     except Exception as exc:
         raise InvalidSettingsError(f"{callback} raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(mapped, Mapping):
         raise InvalidSettingsError(f"{callback} should return a mapping of name -> tensor, got {type(mapped).__name__}")
-    bad = sorted(str(n) for n, t in mapped.items() if t is not None and not isinstance(t, torch.Tensor))
+    try:  # a user's mapping: reading it may fail too
+        items = dict(mapped)
+    except Exception as exc:
+        raise InvalidSettingsError(f"{callback} returned a mapping that cannot be read: {exc!r}") from exc
+    names = sorted(repr(n) for n in items if not isinstance(n, str))
+    if names:
+        raise InvalidSettingsError(f"{callback} should map tensor names (str) to tensors, got keys {', '.join(names)}")
+    bad = sorted(n for n, t in items.items() if t is not None and not isinstance(t, torch.Tensor))
     if bad:
         raise InvalidSettingsError(f"{callback} mapped {bad} to something that is not a tensor")
-    return mapped
+    return items
 
 
-def crosscheck(formula: Formula, module: nn.Module, detected: Detected) -> Check:
-    """Compare the formula's tensors with what ``module`` really holds, explaining known variants."""
+def crosscheck(formula: Formula, module: nn.Module, detected: Detected, path: str = "") -> Check:
+    """Compare the formula's tensors with what ``module`` really holds, explaining known variants.
+
+    ``path`` (the module's) only serves error messages.
+    """
     if detected.packed:
         return _packed_check(formula, module)
     if detected.tensors is not None:
-        return _mapped_check(formula, _mapped(detected.tensors, module))
+        return _mapped_check(formula, _mapped(detected.tensors, module, path))
     params = module._parameters
     logical: dict[str, Shape | None] = {}
     explanations: list[Explanation] = []

@@ -144,7 +144,7 @@ def _entry(tree: Tree, i: int, detected: Detected, f: Formula, tensor_params: in
     )
     if exact and tensor_params == f.params:
         return entry
-    check = crosscheck(f, module, detected)
+    check = crosscheck(f, module, detected, tree.paths[i])
     explanations = check.explanations
     if not detected.packed and tensor_params != check.accounted:
         # Parameters of submodules that are neither the recurrent tensors nor their stand-ins.
