@@ -36,6 +36,28 @@ def test_shape_missing_and_unexpected_codes():
     ]
 
 
+class LSTMWithGRU(nn.LSTM):
+    """A recurrent subclass holding another recurrent module."""
+
+    def __init__(self) -> None:
+        super().__init__(3, 4)
+        self.inner = nn.GRU(2, 3)
+
+
+def test_a_recurrent_module_inside_a_recurrent_subclass_is_checked():
+    model = LSTMWithGRU()
+    model.inner.weight_ih_l0 = nn.Parameter(torch.zeros(5, 5))
+    assert problems_of(model) == [("RNN_SHAPE_MISMATCH", "inner", "weight_ih_l0: expected shape (9, 2), found (5, 5)")]
+    with pytest.raises(CheckFailedError):
+        check(model)
+    outer, inner = check(LSTMWithGRU()).recurrent  # whole again: passes
+    assert (outer.name, inner.name) == ("", "inner")
+    # The outer LSTM's own tensors are its formula's; the GRU's, by hand 3·3·(2+3) + 2·3·3 = 63, are extra to it.
+    assert outer.findings == () and [(e.tensor, e.kind, e.delta) for e in outer.explanations] == [
+        ("(submodules)", "extra", 63)
+    ]
+
+
 def test_lazy_uninitialized():
     model = nn.Sequential(nn.LSTM(3, 2), nn.LazyLinear(4))
     assert problems_of(model) == [
