@@ -32,15 +32,23 @@ def format_shape(shape: Shape | None) -> str:
 class TensorFinding:
     """One way in which a registered tensor differs from the formula's.
 
-    ``problem`` is ``"missing"``, ``"unexpected"``, ``"wrong_shape"`` or ``"uninitialized"``.
+    ``problem`` is ``"missing"``, ``"unexpected"``, ``"wrong_shape"``, ``"uninitialized"`` or
+    ``"tied"`` (the tensor is the same object as the one registered as ``same_as``: the formula
+    counts two tensors where the module holds one).
     """
 
     tensor: str
     problem: str
     expected_shape: Shape | None
     found_shape: Shape | None
+    same_as: str | None = None  # "tied": the name the tensor was first registered under
 
     def message(self) -> str:
+        if self.problem == "tied":
+            return (
+                f"{self.tensor}: the same tensor as {self.same_as} (tied inside one recurrent module); "
+                f"the formula counts both, the module holds {_numel(self.found_shape):,} elements once"
+            )
         if self.problem == "missing":
             return f"{self.tensor}: missing, expected shape {format_shape(self.expected_shape)}"
         if self.problem == "unexpected":
@@ -59,8 +67,10 @@ class Explanation:
     ``kind``: ``parametrized`` (torch.nn.utils.parametrize), ``weight_norm`` (legacy
     ``torch.nn.utils.weight_norm``), ``stand_in`` (a Parameter holding a weight that is
     recomputed into a plain tensor, weight-drop style), ``extra`` (parameters beyond the
-    recurrent ones) or ``packed`` (dynamic-quantized weights). ``delta``: elements held
-    beyond the formula's for this tensor (negative when fewer).
+    recurrent ones), ``shared`` (a recurrent tensor registered again under a name of its own,
+    counted once), ``not_parameters`` (matched tensors that are not parameters of the module's
+    subtree) or ``packed`` (dynamic-quantized weights). ``delta``: elements held beyond the
+    formula's for this tensor (negative when fewer).
     """
 
     tensor: str
@@ -184,7 +194,22 @@ def _mapped_check(formula: Formula, mapped: Mapping[str, torch.Tensor | None]) -
     logical = {n: _shape(t) for n, t in mapped.items() if t is not None}
     findings = _compare(formula, logical)
     findings += [TensorFinding(n, "unexpected", None, sh) for n, sh in logical.items() if n not in formula.names]
-    return Check(tuple(findings), (), sum(_numel(sh) for sh in logical.values()))
+    first: dict[int, str] = {}  # id(tensor) -> the first name mapped to it
+    accounted = 0
+    for name, tensor in mapped.items():
+        if tensor is None:
+            continue
+        earlier = first.setdefault(id(tensor), name)
+        if earlier != name:
+            shape = logical[name]
+            findings.append(TensorFinding(name, "tied", _expected_shape(formula, name), shape, same_as=earlier))
+        else:
+            accounted += _numel(logical[name])
+    return Check(tuple(findings), (), accounted)
+
+
+def _expected_shape(formula: Formula, name: str) -> Shape | None:
+    return next((t.shape for t in formula.expected if t.name == name), None)
 
 
 def _mapped(tensors: TensorMap, module: nn.Module, path: str) -> dict[str, torch.Tensor | None]:
@@ -222,14 +247,20 @@ def crosscheck(formula: Formula, module: nn.Module, detected: Detected, path: st
     params = module._parameters
     logical: dict[str, Shape | None] = {}
     explanations: list[Explanation] = []
+    ties: list[TensorFinding] = []
     consumed: set[str] = set()
+    first: dict[int, str] = {}  # id(tensor) -> the first name it is registered under: each tensor counts once
     accounted = 0
     for spec in formula.expected:
         tensor = _get(params, spec.name)
         if tensor is not None:
             logical[spec.name] = _shape(tensor)
             consumed.add(spec.name)
-            accounted += _numel(logical[spec.name])
+            earlier = first.setdefault(id(tensor), spec.name)
+            if earlier != spec.name:
+                ties.append(TensorFinding(spec.name, "tied", spec.shape, logical[spec.name], same_as=earlier))
+            else:
+                accounted += _numel(logical[spec.name])
             continue
         for found in (_parametrized(module, spec.name), _legacy_weight_norm(params, spec.name)):
             if found is not None:
@@ -246,7 +277,7 @@ def crosscheck(formula: Formula, module: nn.Module, detected: Detected, path: st
                 explanations.append(explanation)
                 consumed.add(other)
                 accounted += spec.numel
-    findings = _compare(formula, logical)
+    findings = _compare(formula, logical) + ties
     for name, tensor in params.items():
         if tensor is None or name in consumed:
             continue
@@ -254,8 +285,17 @@ def crosscheck(formula: Formula, module: nn.Module, detected: Detected, path: st
         if shape is None:
             findings.append(TensorFinding(name, "uninitialized", None, None))
             continue
+        recurrent_name = parse_tensor_name(name) is not None  # named like torch's recurrent tensors
+        earlier = first.setdefault(id(tensor), name)
+        if earlier != name:  # a second name for a tensor already counted
+            if recurrent_name:
+                findings.append(TensorFinding(name, "tied", None, shape, same_as=earlier))
+            else:
+                message = f"{name} is another name for {earlier}; counted once"
+                explanations.append(Explanation(name, "shared", message, 0))
+            continue
         accounted += _numel(shape)
-        if parse_tensor_name(name) is not None:  # named like torch's recurrent tensors; anything else is an extra
+        if recurrent_name:  # anything else is an extra
             findings.append(TensorFinding(name, "unexpected", None, shape))
         else:
             message = (

@@ -39,6 +39,7 @@ CODES: Final[Mapping[str, str]] = {
     "RNN_SHAPE_MISMATCH": "a recurrent tensor's shape differs from its settings' formula",
     "RNN_TENSOR_MISSING": "a tensor the formula requires is not registered",
     "RNN_TENSOR_UNEXPECTED": "a recurrent module registers a tensor the formula does not have",
+    "RNN_TENSOR_TIED": "one tensor is registered under two of a recurrent module's tensor names",
     "LAZY_UNINITIALIZED": "a lazy parameter has not been initialised (no dry-run forward yet)",
     "PARAMS_MISMATCH": "the total parameter count is not expect_params",
     "PARAMS_OVER_BUDGET": "the total parameter count is above max_params",
@@ -62,6 +63,7 @@ _FINDING_CODES: Final = {
     "missing": "RNN_TENSOR_MISSING",
     "unexpected": "RNN_TENSOR_UNEXPECTED",
     "uninitialized": "LAZY_UNINITIALIZED",
+    "tied": "RNN_TENSOR_TIED",
 }
 _ANY_MODULE_SETTINGS: Final = ("params", "trainable_params", "type")
 

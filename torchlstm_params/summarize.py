@@ -146,11 +146,18 @@ def _entry(tree: Tree, i: int, detected: Detected, f: Formula, tensor_params: in
         return entry
     check = crosscheck(f, module, detected, tree.paths[i])
     explanations = check.explanations
-    if not detected.packed and tensor_params != check.accounted:
+    extra = tensor_params - check.accounted
+    if not detected.packed and extra > 0:
         # Parameters of submodules that are neither the recurrent tensors nor their stand-ins.
-        extra = tensor_params - check.accounted
         message = f"{extra:,} elements in submodules are not part of the recurrent formula; counted in totals"
         explanations += (Explanation("(submodules)", "extra", message, extra),)
+    elif not detected.packed and extra < 0:
+        # A registered class's tensors function may name tensors that are no parameters of this subtree.
+        message = (
+            f"{-extra:,} elements of the tensors matched to the formula are not parameters of this module or its "
+            "submodules (buffers, plain tensors or another module's); totals count parameters only"
+        )
+        explanations += (Explanation("(not parameters)", "not_parameters", message, extra),)
     return dataclasses.replace(entry, findings=check.findings, explanations=explanations, packed=check.packed)
 
 
