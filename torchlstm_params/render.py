@@ -165,8 +165,8 @@ def compute_table(report: Report, tablefmt: str = "simple") -> str:
         "products incl. projection; elementwise ops counted apart; training = forward + 2x forward (backward). "
         "Saved for bwd: what autograd keeps from one training call on torch's native recurrence, no initial "
         "state passed (see torchlstm_params.activations); n/a where the forward is not torch's own recurrence "
-        "alone (dynamic-quantized, quantizable, registered, overridden, parametrized or hooked) or the dtype is "
-        "not one it computes in."
+        "alone (dynamic-quantized, quantizable, registered, overridden, parametrized or hooked) or torch has no "
+        "kernel for that call in the module's dtype (float8, complex32; complex relu or dropout)."
     )
     if fused:
         note += (

@@ -22,7 +22,7 @@ from .detect import TORCH_RECURRENT_CLASSES, Detected, Memo, detect, may_be_recu
 from .distributed import local_figures_of
 from .errors import InvalidSettingsError, NotAModuleError
 from .estimates import ITEMSIZE, compute, saved_activations, state_memory, tokens
-from .formulas import Formula, formula
+from .formulas import Formula, RNNSpec, formula
 from .registry import Registry, default_registry
 from .results import DtypeUsage, ModuleAlias, ModuleRow, RecurrentEntry, Report, SharedTensor
 from .tally import tally
@@ -173,11 +173,11 @@ class _BatchShape:
 
     def figures(self, entry: RecurrentEntry, module: nn.Module) -> RecurrentEntry:
         """``entry`` with its compute, returned-state and saved-for-backward figures for this batch."""
-        dtype: str | None = _activation_dtype(module)
-        if dtype not in ITEMSIZE:  # a dtype no recurrent kernel computes in (float8, say): elements only
-            dtype = None
+        dtype = _kernel_dtype(module, entry.spec)
         saved = None
-        if dtype is not None and _runs_torch_recurrence(module):
+        # Training-mode dropout between layers draws its mask with bernoulli, which has no complex kernel.
+        complex_dropout = dtype is not None and dtype.startswith("complex") and entry.dropout > 0
+        if dtype is not None and _runs_torch_recurrence(module) and not (complex_dropout and entry.spec.num_layers > 1):
             saved = saved_activations(
                 entry.spec,
                 self.batch,
@@ -207,6 +207,22 @@ def _runs_torch_recurrence(module: nn.Module) -> bool:
         return False
     defining = next((cls for cls in type(module).__mro__ if "forward" in vars(cls)), None)
     return defining in TORCH_RECURRENT_CLASSES
+
+
+def _kernel_dtype(module: nn.Module, spec: RNNSpec) -> str | None:
+    """The dtype ``module`` computes in, or None where torch has no kernel to run it in that dtype.
+
+    A dtype outside :data:`~torchlstm_params.estimates.ITEMSIZE` (float8, complex32) runs nowhere, and
+    torch's relu has no complex kernel, so a complex ``nonlinearity="relu"`` RNN or cell does not run either
+    (``tests/test_estimates.py`` runs every floating and complex dtype torch has, per kind).
+    """
+    dtype = _activation_dtype(module)
+    if dtype not in ITEMSIZE:
+        return None
+    relu = spec.kind == "RNN_RELU" or getattr(module, "nonlinearity", None) == "relu"
+    if relu and dtype.startswith("complex"):
+        return None
+    return dtype
 
 
 def _activation_dtype(module: nn.Module) -> str:
