@@ -229,7 +229,7 @@ def test_weight_norm_message_names_the_stand_ins():
     assert explanation.message == (
         "weight_hh_l0 is reparametrized by torch.nn.utils.parametrizations._WeightNorm; it is computed from "
         "parametrizations.weight_hh_l0.original0 (80, 1), parametrizations.weight_hh_l0.original1 (80, 20) "
-        "(+80 elements)"
+        "as shape (80, 20) (+80 elements)"
     )
 
 

@@ -6,8 +6,10 @@ lazily-initialised models are checked as cheaply as real ones.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -115,8 +117,11 @@ def _qualname(obj: object) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _parametrized(module: nn.Module, name: str) -> tuple[Shape, Explanation, int] | None:
-    """torch.nn.utils.parametrize: the originals that stand in for ``name``."""
+def _parametrized(module: nn.Module, name: str) -> tuple[Shape | None, Explanation, int] | None:
+    """torch.nn.utils.parametrize: the originals that stand in for ``name``, and the shape it is computed at.
+
+    The shape is None when it cannot be known without running the parametrization on the weights.
+    """
     container = module._modules.get("parametrizations")
     if container is None or name not in container._modules:
         return None
@@ -126,13 +131,54 @@ def _parametrized(module: nn.Module, name: str) -> tuple[Shape, Explanation, int
     known = [(n, sh) for n, sh in shapes if sh is not None]
     if not known or len(known) != len(shapes):
         return None
-    logical = max((sh for _, sh in known), key=_numel)  # the original that carries the weight's shape
     held = sum(_numel(sh) for _, sh in known)
     by = ", ".join(_qualname(m) for m in plist.children())
     stand_ins = ", ".join(f"parametrizations.{name}.{n} {format_shape(sh)}" for n, sh in known)
+    logical = _logical_shape(plist, dict(known))
+    if isinstance(logical, str):
+        message = (
+            f"{name} is reparametrized by {by}; it is computed from {stand_ins} ({held:,} elements held); "
+            f"its shape is not checked: working it out would run it on the weights ({logical})"
+        )
+        return None, Explanation(name, "parametrized", message, 0), held
     delta = held - _numel(logical)
-    message = f"{name} is reparametrized by {by}; it is computed from {stand_ins} ({delta:+,} elements)"
+    message = (
+        f"{name} is reparametrized by {by}; it is computed from {stand_ins} "
+        f"as shape {format_shape(logical)} ({delta:+,} elements)"
+    )
     return logical, Explanation(name, "parametrized", message, delta), held
+
+
+def _logical_shape(plist: nn.Module, originals: Mapping[str, Shape]) -> Shape | str:
+    """The shape a parametrization computes, without running it on the model's tensors (a reason when unknown).
+
+    torch checks at registration that a parametrization registered without ``unsafe=True`` on one
+    original keeps its shape, so that original's shape is the answer, and nothing is run (spectral_norm's
+    power iteration, say, would update its buffers). Otherwise (``unsafe=True``, which torch's own
+    weight_norm and orthogonal use, or several originals) the parametrization is run on a copy of
+    itself whose tensors are all on the meta device: shapes only, no data read, nothing of the model
+    changed. One whose shape depends on the values (``.item()``) cannot run there: then the reason.
+    """
+    if getattr(plist, "is_tensor", False) and not getattr(plist, "unsafe", True) and "original" in originals:
+        return originals["original"]
+    tensors: dict[int, Any] = {}
+    for sub in plist.modules():
+        for value in (*sub._parameters.values(), *sub._buffers.values(), *vars(sub).values()):
+            if isinstance(value, torch.Tensor) and id(value) not in tensors:
+                on_meta = torch.empty_like(value, device="meta")
+                tensors[id(value)] = (
+                    nn.Parameter(on_meta, requires_grad=value.requires_grad)
+                    if isinstance(value, nn.Parameter)
+                    else on_meta
+                )
+    try:
+        with torch.no_grad():
+            out = copy.deepcopy(plist, tensors)()  # the memo maps every tensor to its meta twin: no data copied
+    except Exception as exc:  # the user's code, on meta tensors: anything may fail  # noqa: BLE001
+        return f"it does not run on meta tensors: {type(exc).__name__}: {str(exc)[:120]}"
+    if not isinstance(out, torch.Tensor):
+        return f"it returns a {type(out).__name__}, not a tensor"
+    return tuple(out.shape)
 
 
 def _legacy_weight_norm(params: Mapping[str, torch.Tensor | None], name: str) -> tuple[Shape, Explanation, int] | None:
@@ -264,7 +310,8 @@ def crosscheck(formula: Formula, module: nn.Module, detected: Detected, path: st
             continue
         for found in (_parametrized(module, spec.name), _legacy_weight_norm(params, spec.name)):
             if found is not None:
-                logical[spec.name], explanation, held = found
+                shape, explanation, held = found
+                logical[spec.name] = spec.shape if shape is None else shape  # None: not checked, and said so
                 explanations.append(explanation)
                 accounted += held
                 consumed.update((f"{spec.name}_g", f"{spec.name}_v"))
