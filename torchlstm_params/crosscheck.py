@@ -1,7 +1,10 @@
 """Expected tensors (from the formulas) against the tensors really registered.
 
 Only metadata is read (names, shapes): never tensor data, so meta-device and
-lazily-initialised models are checked as cheaply as real ones.
+lazily-initialised models are checked as cheaply as real ones. A parametrized
+weight is checked at the shape its parametrization computes; where torch does
+not guarantee that shape (``unsafe=True``, several originals) the parametrization
+is run on a copy of itself whose tensors are meta twins, never on the model.
 """
 
 from __future__ import annotations

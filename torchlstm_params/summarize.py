@@ -2,7 +2,10 @@
 
 No forward pass, no hooks, no tensor data read, no change to the model:
 names, shapes, dtypes and ``requires_grad`` flags are all it looks at, so a
-meta-device model summarizes as fast as any other. The flow is the module
+meta-device model summarizes as fast as any other. (The one piece of user code
+it may run is a recurrent weight's parametrization whose shape torch does not
+guarantee, and only on a copy of it holding meta tensors: see
+:func:`torchlstm_params.crosscheck.crosscheck`.) The flow is the module
 names': walk -> detect -> tally (with the formulas) -> crosscheck -> results.
 """
 
