@@ -79,6 +79,16 @@ def needs_real_device() -> nn.Module:
     return model
 
 
+def odd_tensors() -> nn.Module:
+    """Parameters of dtypes and layouts torch's isfinite does not take, each holding one NaN (CLI factory)."""
+    model = nn.Module()
+    values = torch.tensor([float("nan"), 1.0, 0.0, 2.0])
+    model.register_parameter("f8", nn.Parameter(values.to(torch.float8_e4m3fn), requires_grad=False))
+    model.register_parameter("coo", nn.Parameter(values.to_sparse()))
+    model.register_parameter("csr", nn.Parameter(values.view(2, 2).to_sparse_csr()))
+    return model
+
+
 def not_a_model() -> int:
     return 3
 
