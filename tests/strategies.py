@@ -107,8 +107,8 @@ class ModuleGraph:
             for i, module in enumerate(modules):  # a tensor of its own, so that every module shows in the counts
                 if not module._parameters:
                     module.register_parameter("own", nn.Parameter(torch.empty(i + 1), requires_grad=i % 3 != 0))
-        for k, (module, j) in enumerate(self.holds):
-            target, tensor = modules[module], tensors[j]
+        for k, (i, j) in enumerate(self.holds):
+            target, tensor = modules[i], tensors[j]
             # take a recurrent tensor's place where one has the shape, else register it under a name of its own
             same = [n for n, p in target._parameters.items() if p is not None and p.shape == tensor.shape]
             target.register_parameter(same[0] if same and k % 2 == 0 else f"t{k}", tensor)
