@@ -17,10 +17,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import signal
 import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -93,12 +95,45 @@ def needs_real_device() -> nn.Module:
     return model
 
 
+def odd_tensors() -> nn.Module:
+    """Parameters of dtypes and layouts torch's isfinite does not take, each holding one NaN (CLI factory)."""
+    model = nn.Module()
+    values = torch.tensor([float("nan"), 1.0, 0.0, 2.0])
+    model.register_parameter("f8", nn.Parameter(values.to(torch.float8_e4m3fn), requires_grad=False))
+    model.register_parameter("coo", nn.Parameter(values.to_sparse()))
+    model.register_parameter("csr", nn.Parameter(values.view(2, 2).to_sparse_csr()))
+    return model
+
+
 def not_a_model() -> int:
     return 3
 
 
 def broken() -> nn.Module:
     raise KeyError("missing config entry 'layers'")
+
+
+# --- time limits ---
+
+
+class TookTooLong(Exception):
+    """Raised inside a ``within`` block that outlives its time limit."""
+
+
+@contextmanager
+def within(seconds: float) -> Iterator[None]:
+    """Fail (TookTooLong) if the block runs longer than ``seconds`` of wall time (SIGALRM, main thread)."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise TookTooLong(f"took more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 # --- independent counts ---

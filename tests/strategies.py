@@ -128,3 +128,63 @@ def module_graphs(draw: st.DrawFn, max_extra: int = 6) -> Graph:
                 module._parameters[name] = nn.Parameter(p.detach().double(), requires_grad=p.requires_grad)
                 steps.append(f"m{j}.{name} float64")
     return Graph(modules[0], tuple(steps))
+
+
+# --- random module graphs: shared modules (registered under several paths, cycles included) and shared tensors ---
+
+#: Shapes of the tensor pool: the recurrent modules' own shapes among them, so that a pool tensor can take a
+#: recurrent tensor's place (a tie across modules, or inside one).
+POOL_SHAPES = ((9, 2), (9, 3), (9,), (12, 2), (12, 3), (12,), (2,), (3, 4))
+#: Module kinds a graph node can be: a plain container, or one of two small recurrent modules.
+NODE_KINDS = ("plain", "plain", "plain", "GRU", "LSTMCell")
+
+
+@dataclass(frozen=True)
+class ModuleGraph:
+    """Modules 0..n-1 (0 is the root), registrations between them, and a pool of tensors some of them hold.
+
+    Dense on purpose: 3 to 8 modules and up to 3 registrations per module make modules registered under
+    several paths, inside modules that are themselves registered twice, common (about 1 graph in 80 got a
+    wrong row before issue 17's fix, so 500 examples find such a bug all but surely).
+    """
+
+    kinds: tuple[str, ...]
+    edges: tuple[tuple[int, int], ...]  # (parent, child): child registered in parent (under "m<edge index>")
+    pool: tuple[tuple[tuple[int, ...], bool], ...]  # (shape, requires_grad) of each shared tensor
+    holds: tuple[tuple[int, int], ...]  # (module, pool tensor): the module registers it
+
+    def build(self) -> nn.Module:
+        """The real modules, wired as drawn (tensors on the meta device: no data)."""
+        import torch
+
+        with torch.device("meta"):
+            modules = [
+                nn.GRU(2, 3) if kind == "GRU" else nn.LSTMCell(2, 3) if kind == "LSTMCell" else nn.Module()
+                for kind in self.kinds
+            ]
+            tensors = [nn.Parameter(torch.empty(shape), requires_grad=grad) for shape, grad in self.pool]
+            for i, module in enumerate(modules):  # a tensor of its own, so that every module shows in the counts
+                if not module._parameters:
+                    module.register_parameter("own", nn.Parameter(torch.empty(i + 1), requires_grad=i % 3 != 0))
+        for k, (i, j) in enumerate(self.holds):
+            target, tensor = modules[i], tensors[j]
+            # take a recurrent tensor's place where one has the shape, else register it under a name of its own
+            same = [n for n, p in target._parameters.items() if p is not None and p.shape == tensor.shape]
+            target.register_parameter(same[0] if same and k % 2 == 0 else f"t{k}", tensor)
+        for k, (parent, child) in enumerate(self.edges):
+            modules[parent].add_module(f"m{k}", modules[child])
+        return modules[0]
+
+
+@st.composite
+def module_dags(draw: st.DrawFn, max_modules: int = 8) -> ModuleGraph:
+    """Dense random module graphs with shared modules and a pool of shared tensors (issue 17's DAG fuzz)."""
+    n = draw(st.integers(3, max_modules))
+    kinds = tuple(draw(st.sampled_from(NODE_KINDS)) for _ in range(n))
+    forward = st.integers(0, n - 2).flatmap(lambda parent: st.tuples(st.just(parent), st.integers(parent + 1, n - 1)))
+    edges = draw(st.lists(forward, min_size=n - 1, max_size=3 * n))  # dense: many modules registered twice
+    if draw(st.integers(0, 9)) == 0:  # now and then a cycle: a module registers itself or an ancestor
+        edges += draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), min_size=1, max_size=2))
+    pool = draw(st.lists(st.tuples(st.sampled_from(POOL_SHAPES), st.booleans()), min_size=1, max_size=5))
+    holds = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, len(pool) - 1)), max_size=10))
+    return ModuleGraph(kinds, tuple(edges), tuple(pool), tuple(holds))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -65,3 +67,25 @@ def test_without_a_process_group_figures_are_local_and_gather_is_a_no_op():
     mine = local_figures(model)
     assert (mine.rank, mine.world_size, mine.local_params) == (0, 1, sum(p.numel() for p in model.parameters()))
     assert gather_ranks(model) == (mine,)
+
+
+_FILTERS_SCRIPT = """
+import sys, warnings
+from torch import nn
+import torchlstm_params
+from torchlstm_params import gather_ranks, local_figures, summarize
+assert "torch.distributed.tensor" not in sys.modules, "imported before the call: the test would prove nothing"
+before = list(warnings.filters)
+model = nn.Sequential(nn.LSTM(3, 4), nn.Linear(4, 2))
+local_figures(model)
+gather_ranks(model)
+summarize(model)
+print(before == list(warnings.filters), "torch.distributed.tensor" in sys.modules)
+"""
+
+
+def test_local_figures_leave_the_callers_warnings_filters_alone():
+    """In a fresh interpreter (nothing else imported torch.distributed.tensor first): no filter added."""
+    done = subprocess.run([sys.executable, "-c", _FILTERS_SCRIPT], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]

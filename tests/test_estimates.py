@@ -12,6 +12,7 @@ native recurrence; the fused oneDNN path is checked for being flagged.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -34,12 +35,15 @@ from torchlstm_params.estimates import (
     saved_activations,
     state_memory,
     step_elementwise,
+    step_macs,
     tokens,
 )
 from torchlstm_params.formulas import RNNSpec, make_spec
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN:UserWarning"),
+    # Module.to(a complex dtype) warns that complex modules are a new feature; they are what is tested.
+    pytest.mark.filterwarnings("ignore:Complex modules are a new feature:UserWarning"),
     # torch.backends.mkldnn.flags() restores a TF32 setting that only Intel GPUs have, and says so.
     pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN:UserWarning"),
 ]
@@ -61,7 +65,13 @@ def saved_bytes(module: nn.Module, *args: object, caller: tuple[torch.Tensor, ..
     return sum(n for ptr, n in storages.items() if ptr not in own), workspace
 
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
+DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "bfloat16": torch.bfloat16,
+    "complex64": torch.complex64,
+    "complex128": torch.complex128,
+}
 
 
 @st.composite
@@ -74,6 +84,9 @@ def sequence_configs(draw: st.DrawFn) -> dict[str, Any]:
     lengths = None
     if draw(st.booleans()):
         lengths = sorted(draw(st.lists(st.integers(1, seq_len), min_size=batch, max_size=batch)), reverse=True)
+    # torch has no complex relu (clamp) and no complex bernoulli (training-mode dropout between layers):
+    # those calls do not run, and get no figure (test_every_dtype_gets_its_real_bytes_or_none).
+    dtype = draw(st.sampled_from(sorted(d for d in DTYPES if kind != "RNN_RELU" or "complex" not in d)))
     return {
         "kind": kind,
         "input_size": draw(st.integers(1, 9)),
@@ -83,8 +96,8 @@ def sequence_configs(draw: st.DrawFn) -> dict[str, Any]:
         "proj": proj,
         "bias": draw(st.booleans()),
         "batch_first": draw(st.booleans()),
-        "dropout": draw(st.sampled_from([0.0, 0.5])) if layers > 1 else 0.0,
-        "dtype": draw(st.sampled_from(sorted(DTYPES))),
+        "dropout": draw(st.sampled_from([0.0, 0.5])) if layers > 1 and "complex" not in dtype else 0.0,
+        "dtype": dtype,
         "batch": batch,
         "seq_len": seq_len,
         "lengths": lengths,
@@ -111,7 +124,11 @@ def build(c: dict[str, Any]) -> nn.Module:
 
 def run_measured(module: nn.Module, c: dict[str, Any]) -> tuple[int, bool]:
     shape = (c["batch"], c["seq_len"]) if c["batch_first"] else (c["seq_len"], c["batch"])
-    x = torch.randn(*shape, c["input_size"], dtype=DTYPES[c["dtype"]], requires_grad=True)
+    dtype = DTYPES[c["dtype"]]
+    # pack_padded_sequence refuses to differentiate complex data, so that input is a constant
+    # (whether the input requires grad does not change what the recurrence saves).
+    grad = not (dtype.is_complex and c["lengths"] is not None)
+    x = torch.randn(*shape, c["input_size"], dtype=dtype, requires_grad=grad)
     if c["lengths"] is None:
         return saved_bytes(module, x, caller=(x,))
     packed = pack_padded_sequence(x, c["lengths"], batch_first=c["batch_first"])
@@ -217,7 +234,8 @@ def test_bad_arguments_are_named():
         saved_activations(spec, lengths=[3, 0])
     with pytest.raises(InvalidSettingsError, match="batch must be"):
         saved_activations(spec, 0, 3)
-    assert set(ITEMSIZE) == {"float64", "float32", "bfloat16", "float16"}
+    assert set(ITEMSIZE) == {"float64", "float32", "bfloat16", "float16", "complex64", "complex128"}
+    assert all(ITEMSIZE[name] == getattr(torch, name).itemsize for name in ITEMSIZE)  # torch's own sizes
 
 
 def test_summarize_carries_the_estimate_with_the_module_dtype():
@@ -456,3 +474,122 @@ def test_compute_in_table_and_json():
     assert data["tokens"] == 6
     assert data["recurrent"][0]["compute"]["forward_macs"] == 4 * 20 * 30 * 6
     assert data["recurrent"][0]["state"]["elements"] == 6 * 20 + 2 * 20 + 2 * 20  # output, h_n, c_n (batch 2)
+
+
+def test_estimates_are_closed_forms_in_num_layers():
+    """10**15 layers: instant, and the hand-derived figures for LSTM(3, 4) on batch 2 x 3 steps."""
+    n = 10**15
+    spec = make_spec("LSTM", 3, 4, n)
+    with helpers.within(5):
+        assert step_macs(spec) == 4 * 4 * (3 + 4) + (n - 1) * 4 * 4 * (4 + 4)
+        assert step_elementwise(spec) == n * (13 * 4 + 8 * 4)
+        assert compute(spec, 6).forward_macs == 6 * step_macs(spec)
+        state = state_memory(spec, 2, 6)
+        assert (state.output, state.h_n, state.c_n) == (6 * 4, n * 2 * 4, n * 2 * 4)
+        saved = saved_activations(spec, 2, 3, dropout=0.5)
+        assert saved.recurrence == n * 6 * (6 * 4 + 4)
+        assert saved.layer_inputs == saved.dropout_masks == (n - 1) * 6 * 4
+
+
+def bad(value: object) -> Any:
+    """A deliberately wrong-typed argument, typed for mypy."""
+    return value
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda spec: saved_activations(spec, 2, 3, dropout=bad("x")),
+            "saved_activations(): dropout should be a number",
+        ),
+        (lambda spec: saved_activations(spec, 2, 3, dropout=float("nan")), "saved_activations(): dropout should be"),
+        (lambda spec: saved_activations(spec, 2, 3, batch_first=bad("x")), "saved_activations(): batch_first must be"),
+        (
+            lambda spec: saved_activations(bad("LSTM"), 2, 3),
+            "saved_activations(): spec must be a torchlstm_params.RNNSpec",
+        ),
+        (lambda spec: saved_activations(spec, lengths=bad(5)), "lengths must be a sequence of ints"),
+        (lambda spec: saved_activations(spec, 2, 3, dtype=bad(None)), "dtype must be one of"),
+        (lambda spec: state_memory(bad("LSTM"), 2, 6), "state_memory(): spec must be a torchlstm_params.RNNSpec"),
+        (lambda spec: state_memory(spec, bad("2"), 6), "state_memory(): batch must be an int >= 1, got: '2'"),
+        (lambda spec: compute(bad(None), 6), "compute(): spec must be a torchlstm_params.RNNSpec"),
+        (lambda spec: compute(spec, bad(6.0)), "compute(): n_tokens must be an int >= 0, got: 6.0"),
+        (lambda spec: step_macs(bad("LSTM")), "step_macs(): spec must be a torchlstm_params.RNNSpec"),
+        (lambda spec: step_elementwise(RNNSpec("LSTM", 0, 4)), "step_elementwise(): input_size must be >= 1"),
+    ],
+)
+def test_bad_estimate_arguments_are_named(call, message):
+    with pytest.raises(InvalidSettingsError, match="^" + re.escape(message)):
+        call(make_spec("LSTM", 3, 4))
+
+
+def test_a_spec_built_without_make_spec_is_checked_and_its_kind_spelled_canonically():
+    assert saved_activations(RNNSpec("lstm", 3, 4), 2, 3) == saved_activations(make_spec("LSTM", 3, 4), 2, 3)
+
+
+def test_complex_lstm_figures_are_the_measured_ones():
+    """The issue's case: LSTM(4, 8) in complex64 on batch 2 x 3 steps returns 640 B and saves 2,688 B."""
+    module = nn.LSTM(4, 8).to(torch.complex64)
+    x = torch.randn(3, 2, 4, dtype=torch.complex64, requires_grad=True)
+    out, (h, c) = module(x)
+    measured, workspace = saved_bytes(module, x, caller=(x,))
+    (entry,) = summarize(module, batch=2, seq_len=3).recurrent
+    assert entry.state is not None and entry.saved is not None
+    assert entry.state.bytes == out.nbytes + h.nbytes + c.nbytes == 640
+    assert entry.saved.bytes == measured == 2688 and not workspace
+    assert (entry.saved.dtype, entry.saved.fused_on_cpu) == ("complex64", False)
+
+
+FLOATING_DTYPES = sorted(
+    {v for v in vars(torch).values() if isinstance(v, torch.dtype) and (v.is_floating_point or v.is_complex)}, key=str
+)
+SWEEP = {
+    "LSTM": (lambda: nn.LSTM(4, 8, num_layers=2, proj_size=3), (3, 2, 4)),
+    "GRU": (lambda: nn.GRU(4, 8, bidirectional=True), (3, 2, 4)),
+    "RNN_TANH": (lambda: nn.RNN(4, 8), (3, 2, 4)),
+    "RNN_RELU": (lambda: nn.RNN(4, 8, nonlinearity="relu"), (3, 2, 4)),
+    "LSTMCell": (lambda: nn.LSTMCell(4, 8), (2, 4)),
+    "GRUCell": (lambda: nn.GRUCell(4, 8), (2, 4)),
+    "RNNCell_relu": (lambda: nn.RNNCell(4, 8, nonlinearity="relu"), (2, 4)),
+    "LSTM_dropout": (lambda: nn.LSTM(4, 8, num_layers=2, dropout=0.5), (3, 2, 4)),
+}
+
+
+@pytest.mark.parametrize("dtype", FLOATING_DTYPES, ids=str)
+@pytest.mark.parametrize("kind", sorted(SWEEP))
+# Creating a complex32 tensor warns that ComplexHalf is experimental: that dtype is part of the sweep.
+@pytest.mark.filterwarnings("ignore:ComplexHalf support is experimental:UserWarning")
+def test_every_dtype_gets_its_real_bytes_or_none(kind, dtype):
+    """Every floating and complex dtype torch has: the bytes a real CPU call returns (inference) and saves
+    (training), or None where torch cannot run that call in that dtype (so there is no figure to give)."""
+    make, shape = SWEEP[kind]
+    try:
+        module = make().to(dtype)
+    except (NotImplementedError, RuntimeError, TypeError):
+        pytest.skip(f"torch cannot cast a module to {dtype}, so no module holds it")
+    # A cell's seq_len is its number of calls (each given the previous states): one call here, as measured.
+    (entry,) = summarize(module, batch=2, seq_len=1 if len(shape) == 2 else 3).recurrent
+    assert entry.state is not None
+    try:
+        x = torch.randn(*shape).to(dtype)
+        with torch.no_grad():
+            out = module.eval()(x)
+    except (NotImplementedError, RuntimeError):
+        assert entry.state.bytes is None
+    else:
+        if isinstance(out, torch.Tensor):  # GRUCell, RNNCell: h'
+            returned = [out]
+        elif kind == "LSTMCell":  # (h', c')
+            returned = list(out)
+        else:  # (output, h_n) or (output, (h_n, c_n))
+            returned = [out[0], *(out[1] if isinstance(out[1], tuple) else (out[1],))]
+        assert entry.state.bytes == sum(t.nbytes for t in returned)
+    try:
+        x = torch.randn(*shape).to(dtype).requires_grad_()
+        with torch.backends.mkldnn.flags(enabled=False):  # the native recurrence the saved figure models
+            measured, _ = saved_bytes(module.train(), x, caller=(x,))
+    except (NotImplementedError, RuntimeError):
+        assert entry.saved is None
+    else:
+        assert entry.saved is not None and entry.saved.bytes == measured

@@ -11,6 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from torch import nn
 
+from tests import helpers
 from tests.helpers import numel
 from tests.strategies import CELL_KINDS, FULL_KINDS, Config, configs
 from torchlstm_params import InvalidSettingsError, count_params, expected_tensors, make_spec, summarize
@@ -186,3 +187,21 @@ def test_invalid_settings_error_is_library_error_and_value_error():
     with pytest.raises(InvalidSettingsError) as info:
         count_params("LSTM", 3, 0)
     assert isinstance(info.value, ValueError)
+
+
+def test_counts_are_closed_forms_in_num_layers():
+    """10**15 layers: instant (a loop over the layers would never end), and the hand-derived figure."""
+    n = 10**15
+    with helpers.within(5):
+        # LSTM(3, 4): layer 0 is 4·4·(3+4) + 2·4·4 = 144, every layer above 4·4·(4+4) + 2·4·4 = 160.
+        assert count_params("LSTM", 3, 4, num_layers=n) == 144 + (n - 1) * 160
+        # Keras: 4·(4·(3+4) + 4) = 128, above 4·(4·(4+4) + 4) = 144.
+        assert count_params("LSTM", 3, 4, num_layers=n, convention="keras") == 128 + (n - 1) * 144
+        # Bidirectional with a projection: the hand-written loop's first two layers fix the line.
+        one = helpers.lstm_count(5, 7, 1, bidirectional=True, proj=3)
+        step = helpers.lstm_count(5, 7, 2, bidirectional=True, proj=3) - one
+        assert count_params("LSTM", 5, 7, n, bidirectional=True, proj_size=3) == one + (n - 1) * step
+        assert derivation(make_spec("LSTM", 3, 4, n)) == (
+            "[4·4·(3+4) + 2·4·4] + 999999999999999·[4·4·(4+4) + 2·4·4] = 159,999,999,999,999,984"
+        )
+        assert keras_derivation(make_spec("LSTM", 3, 4, n)).endswith(f"= {128 + (n - 1) * 144:,}")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
 
 from tests.helpers import WALK_COUNTED_PARAMS, WalkCountedModel
-from torchlstm_params import InvalidSettingsError, summarize
+from torchlstm_params import InvalidSettingsError, NotAModuleError, summarize
 from torchlstm_params.memory import training_memory
 
 
@@ -75,3 +77,19 @@ def test_training_memory_walks_a_model_once_and_a_report_never():
     model.record_walks()
     assert training_memory(report, "adamw", master_weights=True) == memory
     assert model.walks == []
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "message"),
+    [
+        ((nn.Linear(2, 2), None), {}, InvalidSettingsError, "training_memory(): optimizer must be one of"),
+        ((nn.Linear(2, 2),), {"state_dtype": "float32"}, InvalidSettingsError, "training_memory(): state_dtype must"),
+        ((nn.Linear(2, 2),), {"master_weights": "no"}, InvalidSettingsError, "training_memory(): master_weights must"),
+        ((nn.Linear(2, 2),), {"master_weights": 1}, InvalidSettingsError, "training_memory(): master_weights must"),
+        ((5,), {}, NotAModuleError, "training_memory() expects a torch.nn.Module or a Report, got int"),
+        ((None,), {}, NotAModuleError, "training_memory() expects a torch.nn.Module or a Report, got NoneType"),
+    ],
+)
+def test_bad_arguments_are_named(args, kwargs, error, message):
+    with pytest.raises(error, match="^" + re.escape(message)):
+        training_memory(*args, **kwargs)

@@ -20,6 +20,7 @@ from torchlstm_params import (
     find_problems,
     install_sanity_hook,
 )
+from torchlstm_params.cli import main
 from torchlstm_params.sanity import weights_in_one_chunk
 
 
@@ -38,6 +39,28 @@ def test_shape_missing_and_unexpected_codes():
         ("RNN_SHAPE_MISMATCH", "0", "weight_hh_l0: expected shape (12, 4), found (12, 5)"),
         ("RNN_TENSOR_MISSING", "0", "bias_hh_l0: missing, expected shape (12,)"),
         ("RNN_TENSOR_UNEXPECTED", "0", "weight_ih_l1: unexpected tensor of shape (4,), not in the formula"),
+    ]
+
+
+class LSTMWithGRU(nn.LSTM):
+    """A recurrent subclass holding another recurrent module."""
+
+    def __init__(self) -> None:
+        super().__init__(3, 4)
+        self.inner = nn.GRU(2, 3)
+
+
+def test_a_recurrent_module_inside_a_recurrent_subclass_is_checked():
+    model = LSTMWithGRU()
+    model.inner.weight_ih_l0 = nn.Parameter(torch.zeros(5, 5))
+    assert problems_of(model) == [("RNN_SHAPE_MISMATCH", "inner", "weight_ih_l0: expected shape (9, 2), found (5, 5)")]
+    with pytest.raises(CheckFailedError):
+        check(model)
+    outer, inner = check(LSTMWithGRU()).recurrent  # whole again: passes
+    assert (outer.name, inner.name) == ("", "inner")
+    # The outer LSTM's own tensors are its formula's; the GRU's, by hand 3·3·(2+3) + 2·3·3 = 63, are extra to it.
+    assert outer.findings == () and [(e.tensor, e.kind, e.delta) for e in outer.explanations] == [
+        ("(submodules)", "extra", 63)
     ]
 
 
@@ -182,6 +205,113 @@ def test_non_finite_values():
     assert problems_of(model, check_finite=False) == []
 
 
+def parameter(values: torch.Tensor) -> nn.Parameter:
+    return nn.Parameter(values, requires_grad=values.is_floating_point() and not values.is_quantized)
+
+
+NAN_INF = torch.tensor([float("nan"), float("inf"), 1.0, 0.0, 2.0, float("nan")])
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        # float8: torch casts NaN and Inf itself; e4m3fn has no Inf (its cast saturates to 448), e5m2 keeps it
+        (lambda: NAN_INF.to(torch.float8_e4m3fn), "holds 2 NaN and 0 Inf of 6 values"),
+        (lambda: NAN_INF.to(torch.float8_e5m2), "holds 2 NaN and 1 Inf of 6 values"),
+        (lambda: NAN_INF.to(torch.float8_e4m3fnuz), "holds 3 NaN and 0 Inf of 6 values"),  # Inf becomes its NaN
+        (lambda: NAN_INF.to(torch.float8_e5m2fnuz), "holds 3 NaN and 0 Inf of 6 values"),
+        # e8m0: torch.isfinite says True for its NaN (0xFF); the scan reads it through float32
+        (lambda: torch.tensor([float("nan"), 1.0]).to(torch.float8_e8m0fnu), "holds 1 NaN and 0 Inf of 2 values"),
+        (lambda: NAN_INF.to(torch.complex32), "holds 2 NaN and 1 Inf of 6 values"),
+        (lambda: NAN_INF.to_sparse(), "holds 2 NaN and 1 Inf of 5 stored values (sparse_coo, 6 in all)"),
+        (lambda: NAN_INF.view(2, 3).to_sparse_csr(), "holds 2 NaN and 1 Inf of 5 stored values (sparse_csr, 6 in all)"),
+        (lambda: NAN_INF.view(2, 3).to_sparse_csc(), "holds 2 NaN and 1 Inf of 5 stored values (sparse_csc, 6 in all)"),
+        (
+            lambda: NAN_INF.view(2, 3).to_sparse_bsr((1, 1)),
+            "holds 2 NaN and 1 Inf of 5 stored values (sparse_bsr, 6 in all)",
+        ),
+        (lambda: NAN_INF.to_mkldnn(), "holds 2 NaN and 1 Inf of 6 values"),
+        (
+            lambda: torch.quantize_per_tensor(torch.ones(3), float("nan"), 0, torch.qint8),
+            "holds 3 NaN and 0 Inf of 3 values",
+        ),
+    ],
+    ids=str.split("e4m3fn e5m2 e4m3fnuz e5m2fnuz e8m0fnu complex32 coo csr csc bsr mkldnn qint8"),
+)
+# Creating complex32, sparse compressed and quantized tensors warns (experimental, beta, deprecated):
+# those dtypes and layouts are what these cases test.
+@pytest.mark.filterwarnings("ignore:ComplexHalf support is experimental:UserWarning")
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta state:UserWarning")
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor, torch.quantize_per_channel:UserWarning")
+def test_non_finite_scan_reads_every_dtype_and_layout(make, message):
+    model = nn.Module()
+    model.register_parameter("w", parameter(make()))
+    assert problems_of(model) == [("NON_FINITE", "", "w " + message)]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: torch.tensor([1.0, 0.0, 2.0]).to(torch.float8_e4m3fn),
+        lambda: torch.tensor([1.0, 0.0, 2.0]).to_sparse(),
+        lambda: torch.quantize_per_tensor(torch.ones(3), 0.5, 0, torch.qint8),
+        lambda: torch.zeros(4, dtype=torch.uint8).view(torch.float4_e2m1fn_x2),  # no NaN or Inf encoding at all
+        lambda: torch.ones(3, dtype=torch.int64),
+        lambda: torch.ones(2, dtype=torch.uint8).view(torch.bits8),
+    ],
+    ids=["e4m3fn", "coo", "qint8", "float4", "int64", "bits8"],
+)
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor, torch.quantize_per_channel:UserWarning")  # see above
+def test_finite_values_of_any_dtype_and_layout_pass(make):
+    model = nn.Module()
+    model.register_parameter("w", parameter(make()))
+    assert problems_of(model) == []
+
+
+class Unreadable(torch.Tensor):
+    """A tensor subclass whose values the scan's operations cannot read (as some wrapper subclasses are)."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.isfinite, torch.isnan, torch.isinf, torch.Tensor.to, torch.Tensor.reshape):
+            raise NotImplementedError(f"{func.__name__} does not read an Unreadable")
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def test_a_parameter_that_cannot_be_scanned_is_reported_not_passed():
+    model = nn.Module()
+    model.register_parameter("w", nn.Parameter(torch.ones(3).as_subclass(Unreadable)))
+    assert problems_of(model) == [
+        (
+            "NON_FINITE_UNCHECKED",
+            "",
+            "w (float32, strided) could not be scanned for NaN/Inf: NotImplementedError: "
+            "isfinite does not read an Unreadable",
+        )
+    ]
+    assert problems_of(model, allow=["NON_FINITE_UNCHECKED"]) == []
+    assert problems_of(model, check_finite=False) == []
+
+
+# Creating a nested tensor warns that the API is a prototype: it is the layout this case tests.
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors is in prototype stage:UserWarning")
+def test_nested_parameters_are_scanned_part_by_part():
+    model = nn.Module()
+    parts = [torch.tensor([1.0, float("nan")]), torch.tensor([float("inf"), 2.0, 3.0])]
+    model.register_parameter("w", nn.Parameter(torch.nested.nested_tensor(parts), requires_grad=False))
+    assert problems_of(model) == [("NON_FINITE", "", "w holds 1 NaN and 1 Inf of 5 values")]
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta state:UserWarning")  # the factory's CSR
+def test_cli_check_on_odd_tensors_reports_without_a_traceback(capsys):
+    code = main(["tests.helpers:odd_tensors", "--check"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in out + err
+    assert "[NON_FINITE] (root): f8 holds 1 NaN and 0 Inf of 4 values" in out
+    assert "[NON_FINITE] (root): coo holds 1 NaN and 0 Inf of 3 stored values (sparse_coo, 4 in all)" in out
+    assert "[NON_FINITE] (root): csr holds 1 NaN and 0 Inf of 3 stored values (sparse_csr, 4 in all)" in out
+
+
 def test_non_finite_is_never_read_on_meta():
     with torch.device("meta"):
         model = nn.LSTM(300, 512, num_layers=2)
@@ -264,6 +394,10 @@ def test_warn_mode_logs_every_problem(caplog):
             "check(): expect['x'] has unknown setting 'hiden_size' (did you mean 'hidden_size'?)",
         ),
         ({"expect": {"x": 3}}, "check(): expect['x'] must be a mapping of setting -> value, got 3"),
+        ({"expect": ["x"]}, "check(): expect must be a mapping of module path -> settings, got: ['x']"),
+        ({"expect": [("x", {})]}, "check(): expect must be a mapping of module path -> settings, got: [('x', {})]"),
+        ({"expect": {3: {}}}, "check(): expect keys are module paths (str), got: 3"),
+        ({"registry": 42}, "check(): registry must be a torchlstm_params.Registry, got: int"),
     ],
 )
 def test_bad_options_are_clear(options, message):

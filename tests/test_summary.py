@@ -7,13 +7,16 @@ import functools
 import gc
 import json
 import re
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
 from tests.helpers import gc_samples, in_threads, numel
-from torchlstm_params import InvalidSettingsError, NotAModuleError, TorchLstmParamsError, summarize
+from torchlstm_params import InvalidSettingsError, NotAModuleError, Registry, TorchLstmParamsError, summarize
+from torchlstm_params.formulas import RNNSpec
 
 
 class Seq2Seq(nn.Module):
@@ -240,11 +243,124 @@ def test_a_later_module_with_an_equal_value_of_another_type_is_not_taken_as_vali
         summarize(model)
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_dropout_is_rejected_so_to_dict_stays_json(value):
+    """A dropout set after construction is validated like any setting: NaN would make to_dict() invalid JSON."""
+    model = nn.Sequential(nn.Linear(2, 2), nn.LSTM(2, 3, num_layers=2, dropout=0.5))
+    json.dumps(summarize(model, batch=2, seq_len=3).to_dict(), allow_nan=False)  # valid as built
+    model[1].dropout = value
+    with pytest.raises(InvalidSettingsError, match=r"^1 \(LSTM\): dropout should be a number in \[0, 1\], got: "):
+        summarize(model)
+    registry = Registry()
+    registry.register(nn.Linear, lambda m: {"kind": "RNNCell", "input_size": 2, "hidden_size": 2, "dropout": value})
+    with pytest.raises(InvalidSettingsError, match=r"dropout should be a number in \[0, 1\]"):
+        summarize(nn.Linear(2, 2), registry=registry)
+
+
 @pytest.mark.parametrize("value", [None, "LSTM", torch.zeros(2), [nn.LSTM(2, 2)]])
 def test_non_module_argument_is_a_type_error(value):
     with pytest.raises(NotAModuleError, match=r"summarize\(\) expects a torch.nn.Module, got ") as info:
         summarize(value)
     assert isinstance(info.value, TypeError) and isinstance(info.value, TorchLstmParamsError)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"lengths": 5}, "lengths must be a sequence of ints (a packed batch), got: 5"),
+        ({"lengths": "35"}, "lengths must be a sequence of ints (a packed batch), got: '35'"),
+        ({"lengths": ["a"]}, "lengths must be a non-empty list of ints >= 0, got: ['a']"),
+        ({"registry": 42}, "registry must be a torchlstm_params.Registry, got: int"),
+        ({"batch": "2", "seq_len": 3}, "batch must be an int >= 1, got: '2'"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, message):
+    with pytest.raises(InvalidSettingsError, match="^" + re.escape(message)):
+        summarize(nn.LSTM(2, 2), **kwargs)
+
+
+class Twin(nn.Module):
+    """A user's recurrent cell, read through a registry entry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ih, self.hh = nn.Linear(2, 8), nn.Linear(2, 8)
+
+
+def _twin_settings(module: nn.Module) -> dict[str, object]:
+    return {"kind": "LSTMCell", "input_size": 2, "hidden_size": 2}
+
+
+def bad(value: object) -> Any:
+    """A deliberately wrong-typed argument, typed for mypy."""
+    return value
+
+
+class Unreadable(Mapping[str, object]):
+    """A mapping whose reading fails."""
+
+    def __getitem__(self, key: str) -> object:
+        raise KeyError(key)
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("no iteration today")
+
+
+_CALLBACK = r"^\(root\) \(Twin\): the (settings|tensors) function registered for tests\.test_summary\.Twin"
+
+
+@pytest.mark.parametrize(
+    ("settings", "tensors", "message"),
+    [
+        (lambda m: 1 / 0, None, "raised ZeroDivisionError: division by zero"),
+        (lambda m: None, None, "should return an RNNSpec, a Recurrence or a mapping of settings, got: NoneType"),
+        (
+            lambda m: [("kind", "LSTM")],
+            None,
+            "should return an RNNSpec, a Recurrence or a mapping of settings, got: list",
+        ),
+        (lambda m: Unreadable(), None, "returned a mapping that cannot be read: RuntimeError"),
+        (lambda m: {"kind": "LSTMCell", "input_size": torch.tensor(2), "hidden_size": 2}, None, "input_size should"),
+        (lambda m: {"kind": "LSTMCell", "input_size": 2}, None, r"returned settings \['input_size', 'kind'\]"),
+        (lambda m: {"knd": "LSTMCell"}, None, r"returned unknown settings \['knd'\]"),
+        (lambda m: RNNSpec("LSTMCell", 0, 2), None, "returned an invalid RNNSpec: input_size must be >= 1, got: 0"),
+        (
+            lambda m: RNNSpec("LSTMCell", bad("2"), 2),
+            None,
+            "returned an invalid RNNSpec: input_size should be of type int",
+        ),
+        (lambda m: RNNSpec("GRU", 2, 2, proj_size=1), None, "returned an invalid RNNSpec: proj_size is only"),
+        (_twin_settings, lambda m: 1 / 0, "raised ZeroDivisionError: division by zero"),
+        (_twin_settings, lambda m: None, "should return a mapping of name -> tensor, got NoneType"),
+        (_twin_settings, lambda m: {"weight_ih": 3}, r"mapped \['weight_ih'\] to something that is not a tensor"),
+        (_twin_settings, lambda m: {1: m.ih.weight}, "should map tensor names \\(str\\) to tensors, got keys 1"),
+        (_twin_settings, lambda m: Unreadable(), "returned a mapping that cannot be read: RuntimeError"),
+    ],
+)
+def test_misbehaving_registered_callbacks_are_named(settings, tensors, message):
+    registry = Registry()
+    registry.register(Twin, settings, tensors=tensors)
+    with pytest.raises(InvalidSettingsError, match=_CALLBACK + ".*" + message):
+        summarize(Twin(), registry=registry)
+
+
+def test_a_registered_spec_in_another_spelling_is_read_canonically():
+    registry = Registry()
+    registry.register(
+        Twin,
+        lambda m: RNNSpec("lstmcell", 2, 2),
+        tensors=lambda m: {
+            "weight_ih": m.ih.weight,
+            "weight_hh": m.hh.weight,
+            "bias_ih": m.ih.bias,
+            "bias_hh": m.hh.bias,
+        },
+    )
+    (entry,) = summarize(Twin(), registry=registry).recurrent
+    assert (entry.spec.kind, entry.status, entry.formula_params) == ("LSTMCell", "ok", numel(Twin()))
 
 
 @pytest.mark.parametrize("depth", [-1, 1.5, True, "2"])

@@ -11,7 +11,6 @@ its short name: a user's scripted class called ``GRU`` is not torch's.
 
 from __future__ import annotations
 
-import math
 import operator
 import re
 from collections.abc import Hashable, Mapping
@@ -23,7 +22,16 @@ from torch.ao.nn.quantized.dynamic.modules import rnn as qdynamic
 from torch.jit._script import RecursiveScriptModule
 
 from .errors import InvalidSettingsError
-from .formulas import RUN_SETTINGS, SETTINGS, SPEC_SETTINGS, TORCH_ATTRIBUTES, RNNSpec, make_spec
+from .formulas import (
+    RUN_SETTINGS,
+    SETTINGS,
+    SPEC_SETTINGS,
+    TORCH_ATTRIBUTES,
+    RNNSpec,
+    make_spec,
+    require_dropout,
+    require_spec,
+)
 from .recurrence import Recurrence
 from .registry import Recognizer, Registry, TensorMap
 
@@ -137,11 +145,7 @@ def _origin(module: nn.Module) -> tuple[str, bool]:
 
 
 def _run_settings(dropout: object, batch_first: object) -> tuple[float, bool]:
-    if isinstance(dropout, bool) or not isinstance(dropout, int | float):
-        raise InvalidSettingsError(f"dropout should be a number, got: {type(dropout).__name__} ({dropout!r})")
-    if not (math.isfinite(dropout) and 0 <= dropout <= 1):
-        raise InvalidSettingsError(f"dropout should be a number in [0, 1], got: {dropout!r}")
-    return float(dropout), bool(batch_first)
+    return require_dropout(dropout), bool(batch_first)
 
 
 def _validate(raw: _Raw, path: str, module: nn.Module) -> Detected:
@@ -172,25 +176,32 @@ def _registered(recognizer: Recognizer, module: nn.Module, path: str) -> Detecte
         settings = recognizer.settings(module)
     except Exception as exc:
         raise InvalidSettingsError(f"{where}: {callback} raised {type(exc).__name__}: {exc}") from exc
-    if isinstance(settings, RNNSpec | Recurrence):
+    if isinstance(settings, Recurrence):
         return Detected(settings, origin=recognizer.origin, tensors=recognizer.tensors)
+    if isinstance(settings, RNNSpec):
+        spec = require_spec(settings, f"{where}: {callback} returned an invalid RNNSpec")
+        return Detected(spec, origin=recognizer.origin, tensors=recognizer.tensors)
     if not isinstance(settings, Mapping):
         raise InvalidSettingsError(
             f"{where}: {callback} should return an RNNSpec, a Recurrence or a mapping of settings, "
             f"got: {type(settings).__name__}"
         )
-    unknown = sorted(str(k) for k in settings if k not in SETTINGS)
+    try:  # a user's mapping: reading it may fail too
+        given = dict(settings)
+    except Exception as exc:
+        raise InvalidSettingsError(f"{where}: {callback} returned a mapping that cannot be read: {exc!r}") from exc
+    unknown = sorted(str(k) for k in given if k not in SETTINGS)
     if unknown:
         raise InvalidSettingsError(
             f"{where}: {callback} returned unknown settings {unknown}; known: {', '.join(SETTINGS)}"
         )
-    fields = {k: settings[k] for k in SPEC_SETTINGS if k in settings}
-    run = {k: settings[k] for k in RUN_SETTINGS if k in settings}
+    fields = {k: given[k] for k in SPEC_SETTINGS if k in given}
+    run = {k: given[k] for k in RUN_SETTINGS if k in given}
     try:
         spec = make_spec(fields.pop("kind", None), **fields)
         dropout, batch_first = _run_settings(run.get("dropout", 0.0), run.get("batch_first", False))
     except TypeError as exc:
-        raise InvalidSettingsError(f"{where}: {callback} returned settings {sorted(settings)}: {exc}") from None
+        raise InvalidSettingsError(f"{where}: {callback} returned settings {sorted(given)}: {exc}") from None
     except InvalidSettingsError as exc:
         raise InvalidSettingsError(f"{where}: {callback}: {exc}") from None
     return Detected(spec, dropout, batch_first, recognizer.origin, recognizer.tensors)

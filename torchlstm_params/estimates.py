@@ -58,6 +58,10 @@ the saved storages to the byte for every setting in ``tests/test_estimates.py``
   where the native figure says 1,344 B), registered classes, subclasses that
   override ``forward``, and modules with parametrized weights or forward hooks,
   which save tensors of their own (a weight-normed GRU(4, 8): 2,496 B measured).
+- **Dtypes without a kernel** get no figure either: ``summarize`` gives bytes for the dtypes of
+  :data:`ITEMSIZE` (complex ones included: a complex64 LSTM(4, 8) on batch 2 x 3 steps saves the
+  native 336 elements at 8 bytes, 2,688 B measured), and none for float8 or complex32 weights, a
+  complex ``relu`` RNN or a complex module with dropout between layers, which torch cannot run.
 
 Parts, per layer ``k`` and direction, for ``N`` tokens (``batch * seq_len`` or
 ``sum(lengths)``), batch ``B``, hidden ``h``, recurrent width ``r``:
@@ -99,7 +103,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import InvalidSettingsError
-from .formulas import RNNSpec
+from .formulas import RNNSpec, require_dropout, require_spec
 
 __all__ = [
     "BACKWARD_FACTOR",
@@ -117,14 +121,22 @@ __all__ = [
 ]
 
 BACKWARD_FACTOR = 2  # backward MACs per forward MAC (input and weight gradients)
-#: Bytes per element of the floating dtypes a recurrent module can hold (torch's names, no "torch." prefix).
-ITEMSIZE = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
+#: Bytes per element (``torch.dtype.itemsize``) of the dtypes torch's recurrent modules compute in, by
+#: torch's name without the "torch." prefix: the floating and complex dtypes torch 2.13 runs an LSTM, GRU,
+#: RNN or cell in on the CPU (``tests/test_estimates.py`` runs every floating and complex dtype torch has).
+#: Others (float8, complex32, ...) hold weights that no recurrent kernel runs: no bytes are given for them.
+ITEMSIZE = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2, "complex128": 16, "complex64": 8}
 
 
 def require_dtype(dtype: str) -> None:
     """Raise unless ``dtype`` names a dtype of :data:`ITEMSIZE`."""
-    if dtype not in ITEMSIZE:
-        raise InvalidSettingsError(f"dtype must be one of {', '.join(ITEMSIZE)}, got: {dtype!r}")
+    if not isinstance(dtype, str) or dtype not in ITEMSIZE:
+        raise InvalidSettingsError(f"dtype must be one of {', '.join(ITEMSIZE)}, got: {dtype!r:.80}")
+
+
+def _require_count(caller: str, name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidSettingsError(f"{caller}(): {name} must be an int >= {minimum}, got: {value!r:.80}")
 
 
 def step_macs(spec: RNNSpec) -> int:
@@ -132,6 +144,7 @@ def step_macs(spec: RNNSpec) -> int:
 
     Closed form in ``num_layers``: layer 0 sees ``input_size`` inputs, every layer above ``D*r``.
     """
+    spec = require_spec(spec, "step_macs()")
     g, h, p, r, d = spec.gates, spec.hidden_size, spec.proj_size, spec.recurrent_size, spec.directions
     first = g * h * (spec.input_size + r) + p * h
     above = g * h * (d * r + r) + p * h
@@ -140,6 +153,7 @@ def step_macs(spec: RNNSpec) -> int:
 
 def step_elementwise(spec: RNNSpec) -> int:
     """Elementwise ops (adds, multiplies, activations) for one time step of every layer and direction."""
+    spec = require_spec(spec, "step_elementwise()")
     h, b = spec.hidden_size, int(spec.bias)
     per = {4: 13 * h + 8 * b * h, 3: 11 * h + 6 * b * h, 1: 2 * h + 2 * b * h}[spec.gates]
     return spec.directions * spec.num_layers * per
@@ -148,6 +162,8 @@ def step_elementwise(spec: RNNSpec) -> int:
 def tokens(batch: int | None = None, seq_len: int | None = None, lengths: Sequence[int] | None = None) -> int:
     """Sequence elements actually computed: ``batch*seq_len``, or ``sum(lengths)`` when packed."""
     if lengths is not None:
+        if isinstance(lengths, str | bytes) or not isinstance(lengths, Sequence):
+            raise InvalidSettingsError(f"lengths must be a sequence of ints (a packed batch), got: {lengths!r:.80}")
         if batch is not None or seq_len is not None:
             raise InvalidSettingsError("give either lengths= (a packed batch) or batch= and seq_len=, not both")
         bad = [n for n in lengths if isinstance(n, bool) or not isinstance(n, int) or n < 0]
@@ -188,6 +204,8 @@ class Compute:
 
 def compute(spec: RNNSpec, n_tokens: int) -> Compute:
     """Forward and training compute of ``spec`` over ``n_tokens`` sequence elements."""
+    spec = require_spec(spec, "compute()")
+    _require_count("compute", "n_tokens", n_tokens, 0)
     macs, ew = step_macs(spec), step_elementwise(spec)
     forward = macs * n_tokens
     return Compute(macs, ew, n_tokens, forward, ew * n_tokens, forward * (1 + BACKWARD_FACTOR))
@@ -225,6 +243,9 @@ def state_memory(spec: RNNSpec, batch: int, n_tokens: int, dtype: str | None = "
     A cell run once per token returns ``h`` at every token (``output``, as a full-sequence module's
     output) and, an LSTMCell, the last ``c``. ``dtype`` (a key of :data:`ITEMSIZE`) gives the bytes.
     """
+    spec = require_spec(spec, "state_memory()")
+    _require_count("state_memory", "batch", batch, 1)
+    _require_count("state_memory", "n_tokens", n_tokens, 0)
     if dtype is not None:
         require_dtype(dtype)
     r, h, d = spec.recurrent_size, spec.hidden_size, spec.directions
@@ -294,6 +315,13 @@ def saved_activations(
 
     A cell: ``seq_len`` calls on ``batch`` rows, each given the previous call's states (see the module notes).
     """
+    spec = require_spec(spec, "saved_activations()")
+    try:
+        dropout = require_dropout(dropout)
+    except InvalidSettingsError as exc:
+        raise InvalidSettingsError(f"saved_activations(): {exc}") from None
+    if not isinstance(batch_first, bool):
+        raise InvalidSettingsError(f"saved_activations(): batch_first must be True or False, got: {batch_first!r:.80}")
     n = tokens(batch, seq_len, lengths)
     if lengths is not None and min(lengths) < 1:
         raise InvalidSettingsError(f"a packed batch has lengths >= 1 (pack_padded_sequence), got: {list(lengths)!r}")

@@ -19,6 +19,7 @@ recurrent width (``p`` if ``p > 0`` else ``h``), ``D`` directions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Final, Protocol
@@ -49,6 +50,8 @@ __all__ = [
     "make_spec",
     "normalize_kind",
     "pytorch_count",
+    "require_dropout",
+    "require_spec",
 ]
 
 #: Canonical kind names. Full-sequence kinds use ``RNNBase.mode``.
@@ -206,6 +209,46 @@ def _require_bool(field: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise InvalidSettingsError(f"{field} should be of type bool, got: {type(value).__name__} ({value!r})")
     return value
+
+
+def require_dropout(value: object) -> float:
+    """``value`` as a dropout probability: a finite number in [0, 1] (not a bool), else InvalidSettingsError.
+
+    >>> require_dropout(float("nan"))
+    Traceback (most recent call last):
+    ...
+    torchlstm_params.errors.InvalidSettingsError: dropout should be a number in [0, 1], got: nan
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidSettingsError(f"dropout should be a number, got: {type(value).__name__} ({value!r:.80})")
+    if not (math.isfinite(value) and 0 <= value <= 1):
+        raise InvalidSettingsError(f"dropout should be a number in [0, 1], got: {value!r}")
+    return float(value)
+
+
+def require_spec(spec: object, caller: str) -> RNNSpec:
+    """``spec`` re-checked by :func:`make_spec` (kind in its canonical spelling), else InvalidSettingsError.
+
+    The plain constructor trusts its caller, so a spec that comes from outside the library is checked here;
+    ``caller`` starts the message.
+    """
+    if not isinstance(spec, RNNSpec):
+        raise InvalidSettingsError(
+            f"{caller}: spec must be a torchlstm_params.RNNSpec (see make_spec), got: {type(spec).__name__} "
+            f"({spec!r:.80})"
+        )
+    try:
+        return make_spec(  # the kind in its canonical spelling ("lstm" -> "LSTM"), which the formulas key on
+            spec.kind,
+            spec.input_size,
+            spec.hidden_size,
+            spec.num_layers,
+            bias=spec.bias,
+            bidirectional=spec.bidirectional,
+            proj_size=spec.proj_size,
+        )
+    except InvalidSettingsError as exc:
+        raise InvalidSettingsError(f"{caller}: {exc}") from None
 
 
 def make_spec(

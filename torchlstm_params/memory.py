@@ -67,13 +67,21 @@ def training_memory(
     >>> training_memory(nn.Linear(3, 2), "adam").total  # 8 float32 weights, 8 gradients, 16 state values
     128
     """
-    report = model if isinstance(model, Report) else _summary(model)
+    if not isinstance(model, Report | nn.Module):
+        raise NotAModuleError(f"training_memory() expects a torch.nn.Module or a Report, got {type(model).__name__}")
     if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZER_STATES:
-        raise InvalidSettingsError(f"optimizer must be one of {', '.join(OPTIMIZER_STATES)}, got: {optimizer!r}")
+        raise InvalidSettingsError(
+            f"training_memory(): optimizer must be one of {', '.join(OPTIMIZER_STATES)}, got: {optimizer!r:.80}"
+        )
     if state_dtype is not None and not isinstance(state_dtype, torch.dtype):
-        raise InvalidSettingsError(f"state_dtype must be a torch.dtype or None, got: {state_dtype!r}")
+        raise InvalidSettingsError(
+            f"training_memory(): state_dtype must be a torch.dtype or None, got: {state_dtype!r:.80}"
+        )
     if not isinstance(master_weights, bool):
-        raise InvalidSettingsError(f"master_weights must be True or False, got: {master_weights!r}")
+        raise InvalidSettingsError(
+            f"training_memory(): master_weights must be True or False, got: {master_weights!r:.80}"
+        )
+    report = model if isinstance(model, Report) else summarize(model)  # arguments first: no walk for a typo
     key = optimizer.lower()
     states = OPTIMIZER_STATES[key]
     weights = gradients = state = master = 0
@@ -85,9 +93,3 @@ def training_memory(
         if master_weights:
             master += train * 4
     return TrainingMemory(key, weights, gradients, state, master)
-
-
-def _summary(model: object) -> Report:
-    if not isinstance(model, nn.Module):
-        raise NotAModuleError(f"training_memory() expects a torch.nn.Module or a Report, got {type(model).__name__}")
-    return summarize(model)

@@ -436,8 +436,8 @@ def _compute_parts(groups: Sequence[RecurrentGroup]) -> list[Part]:
         "+ 2x forward for backward. Returned: the output and final states. Saved for bwd: what autograd keeps "
         "from one training call of torch's native recurrence, no initial state passed (torchlstm_params.estimates); "
         "n/a where the forward is not torch's own recurrence alone (dynamic-quantized, quantizable, registered, "
-        "overridden, parametrized or hooked), the dtype is not one it computes in, or a cell loops over a packed "
-        "batch."
+        "overridden, parametrized or hooked), torch has no kernel for that call in the module's dtype (float8, "
+        "complex32; complex relu or dropout), or a cell loops over a packed batch."
     ]
     if cells:
         notes.append(

@@ -39,6 +39,7 @@ CODES: Final[Mapping[str, str]] = {
     "RNN_SHAPE_MISMATCH": "a recurrent tensor's shape differs from its settings' formula",
     "RNN_TENSOR_MISSING": "a tensor the formula requires is not registered",
     "RNN_TENSOR_UNEXPECTED": "a recurrent module registers a tensor the formula does not have",
+    "RNN_TENSOR_TIED": "one tensor is registered under two of a recurrent module's tensor names",
     "LAZY_UNINITIALIZED": "a lazy parameter has not been initialised (no dry-run forward yet)",
     "PARAMS_MISMATCH": "the total parameter count is not expect_params",
     "PARAMS_OVER_BUDGET": "the total parameter count is above max_params",
@@ -54,6 +55,7 @@ CODES: Final[Mapping[str, str]] = {
     "RNN_NOT_FLAT": "CUDA recurrent weights are not one contiguous chunk (call flatten_parameters())",
     "RNN_DROPOUT_NO_EFFECT": "dropout > 0 on a single-layer RNN does nothing",
     "NON_FINITE": "a parameter holds NaN or Inf values",
+    "NON_FINITE_UNCHECKED": "a parameter's values could not be scanned for NaN or Inf (the reason is given)",
     "RNN_EXPLAINED_DIFFERENCE": "recurrent tensors differ from the formula in an explained way (only with strict=True)",
     "RNN_UNRECOGNISED": "a checkpoint's tensors are named like a torch recurrent module's but fit no torch layout",
 }
@@ -63,6 +65,7 @@ _FINDING_CODES: Final = {
     "missing": "RNN_TENSOR_MISSING",
     "unexpected": "RNN_TENSOR_UNEXPECTED",
     "uninitialized": "LAZY_UNINITIALIZED",
+    "tied": "RNN_TENSOR_TIED",
 }
 _ANY_MODULE_SETTINGS: Final = ("params", "trainable_params", "type")
 
@@ -247,13 +250,17 @@ def _tensor_problems(tree: Tree, check_finite: bool) -> list[Problem]:
             where.setdefault(str(p.device), []).append(f"{path}.{name}" if path else name)
             if not check_finite or p.is_meta:
                 continue
-            # A DTensor is scanned through this rank's shard: no collective call, each rank its own part.
-            values = p.to_local() if hasattr(p, "to_local") else p
-            if not (values.is_floating_point() or values.is_complex()) or bool(torch.isfinite(values).all()):
-                continue
-            nan = int(torch.isnan(values).sum())
-            inf = int(torch.isinf(values).sum())
-            out.append(Problem("NON_FINITE", path, f"{name} holds {nan:,} NaN and {inf:,} Inf of {p.numel():,} values"))
+            found = _non_finite(p)
+            if isinstance(found, str):
+                kind = f"{str(p.dtype).removeprefix('torch.')}, {_layout(p)}"
+                message = f"{name} ({kind}) could not be scanned for NaN/Inf: {found}"
+                out.append(Problem("NON_FINITE_UNCHECKED", path, message))
+            elif found is not None and (found[0] or found[1]):
+                nan, inf, scanned = found
+                of = f"{scanned:,} values"
+                if p.layout not in (torch.strided, _MKLDNN):  # sparse: the stored values
+                    of = f"{scanned:,} stored values ({_layout(p)}, {p.numel():,} in all)"
+                out.append(Problem("NON_FINITE", path, f"{name} holds {nan:,} NaN and {inf:,} Inf of {of}"))
     if len(where) > 1:
         detail = "; ".join(
             f"{device}: {len(names)} tensors ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
@@ -261,6 +268,67 @@ def _tensor_problems(tree: Tree, check_finite: bool) -> list[Problem]:
         )
         out.insert(0, Problem("MODEL_MULTI_DEVICE", "", f"expected one device, found {len(where)}: {detail}"))
     return out
+
+
+def _layout(tensor: torch.Tensor) -> str:
+    layout = str(tensor.layout).removeprefix("torch.").removeprefix("_")
+    return f"{layout} nested" if tensor.is_nested else layout
+
+
+#: Dtypes torch.isfinite, isnan and isinf handle (float8 is read through float32 instead: isfinite has no
+#: kernel for most of them, and the one it has for float8_e8m0fnu calls its NaN finite).
+_ISFINITE_DTYPES: Final = frozenset(
+    {torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.complex128, torch.complex64, torch.complex32}
+)
+#: Floating dtypes with no encoding for NaN or Inf.
+_ALWAYS_FINITE: Final = frozenset(
+    dt for dt in (getattr(torch, "float4_e2m1fn_x2", None),) if isinstance(dt, torch.dtype)
+)
+_MKLDNN: Final = getattr(torch, "_mkldnn")  # noqa: B009  # the MKL-DNN layout (untyped in torch's stubs)
+_CHUNK: Final = 1 << 22  # elements cast to float32 at a time: bounded extra memory for any tensor
+
+
+def _non_finite(p: torch.Tensor) -> tuple[int, int, int] | str | None:
+    """(NaN, Inf, values scanned) of ``p``'s stored values; None if it cannot hold either; else why it is not scanned.
+
+    Reads every layout through the values it stores (sparse: the stored values; MKL-DNN: a dense copy;
+    quantized: the dequantized values; nested: each component), never changing ``p``. A DTensor is scanned
+    through this rank's shard: no collective call, each rank its own part.
+    """
+    try:
+        values = _stored_values(p)
+        dtype = values.dtype
+        if not (dtype.is_floating_point or dtype.is_complex) or dtype in _ALWAYS_FINITE:
+            return None
+        if dtype in _ISFINITE_DTYPES:
+            if bool(torch.isfinite(values).all()):
+                return 0, 0, values.numel()
+            return int(torch.isnan(values).sum()), int(torch.isinf(values).sum()), values.numel()
+        flat = values.reshape(-1)
+        nan = inf = 0
+        for start in range(0, flat.numel(), _CHUNK):
+            chunk = flat[start : start + _CHUNK].to(torch.float32)
+            nan += int(torch.isnan(chunk).sum())
+            inf += int(torch.isinf(chunk).sum())
+        return nan, inf, flat.numel()
+    except (NotImplementedError, RuntimeError, TypeError, ValueError, AttributeError) as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else '(no message)'}"
+
+
+def _stored_values(p: torch.Tensor) -> torch.Tensor:
+    """The values ``p`` stores, as a strided tensor (see :func:`_non_finite`)."""
+    values = p.to_local() if hasattr(p, "to_local") else p
+    if values.is_nested:
+        return torch.cat([part.reshape(-1) for part in values.unbind()])
+    if values.layout == torch.sparse_coo:
+        return values._values()
+    if values.layout in (torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc):
+        return values.values()
+    if values.layout == _MKLDNN:
+        return values.to_dense()
+    if values.is_quantized:
+        return values.dequantize()
+    return values
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,15 @@ Exact: both search the closed-form PyTorch count of :mod:`torchlstm_params.formu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 from .errors import InvalidSettingsError
 from .formulas import count_params
 
 __all__ = ["closest_configs", "fit_hidden_size"]
+
+_T = TypeVar("_T")
 
 
 def fit_hidden_size(
@@ -31,8 +34,8 @@ def fit_hidden_size(
     >>> fit_hidden_size("LSTM", 10, 2560)
     20
     """
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
-        raise InvalidSettingsError(f"budget must be an int >= 0, got: {budget!r}")
+    _require_count("fit_hidden_size", "budget", budget)
+    _require_count("fit_hidden_size", "proj_size", proj_size)
 
     def count(h: int) -> int:
         return count_params(
@@ -70,9 +73,12 @@ def closest_configs(
 
     Returns ``(num_layers, bidirectional, hidden_size, params)`` sorted by distance to the target.
     """
+    _require_count("closest_configs", "target", target)
+    layer_counts = _items("layers", layers)
+    bidirectional = _items("directions", directions)
     rows = []
-    for n in layers:
-        for bidi in directions:
+    for n in layer_counts:
+        for bidi in bidirectional:
             try:
                 h = fit_hidden_size(kind, input_size, target, n, bidirectional=bidi, bias=bias)
             except InvalidSettingsError:
@@ -83,3 +89,16 @@ def closest_configs(
             rows.append((n, bidi, best, params))
     rows.sort(key=lambda row: (abs(row[3] - target), row[0], row[1]))
     return rows
+
+
+def _require_count(caller: str, name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        kind = type(value).__name__
+        raise InvalidSettingsError(f"{caller}(): {name} must be an int >= 0, got: {kind} ({value!r:.80})")
+
+
+def _items(name: str, values: Iterable[_T]) -> tuple[_T, ...]:
+    """``values`` as a tuple (each item is checked where it is used: as num_layers or bidirectional)."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise InvalidSettingsError(f"closest_configs(): {name} must be a sequence, got: {values!r:.80}")
+    return tuple(values)

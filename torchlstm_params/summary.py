@@ -2,7 +2,10 @@
 
 No forward pass, no hooks, no tensor data read, no change to the model:
 names, shapes, dtypes and ``requires_grad`` flags are all it looks at, so a
-meta-device model summarizes as fast as any other. The flow is the module
+meta-device model summarizes as fast as any other. (The one piece of user code
+it may run is a recurrent weight's parametrization whose shape torch does not
+guarantee, and only on a copy of it holding meta tensors: see
+:func:`torchlstm_params.crosscheck.crosscheck`.) The flow is the module
 names': walk -> detect -> tally (with the formulas) -> crosscheck -> results.
 """
 
@@ -173,13 +176,20 @@ def _entry(
     )
     if exact and tensor_params == f.params:
         return entry
-    check = crosscheck(f, module, detected)
+    check = crosscheck(f, module, detected, tree.paths[i])
     explanations = check.explanations
-    if not detected.packed and tensor_params != check.accounted:
+    extra = tensor_params - check.accounted
+    if not detected.packed and extra > 0:
         # Parameters of submodules that are neither the recurrent tensors nor their stand-ins.
-        extra = tensor_params - check.accounted
         message = f"{extra:,} elements in submodules are not part of the recurrent formula; counted in totals"
         explanations += (Explanation("(submodules)", "extra", message, extra),)
+    elif not detected.packed and extra < 0:
+        # A registered class's tensors function may name tensors that are no parameters of this subtree.
+        message = (
+            f"{-extra:,} elements of the tensors matched to the formula are not parameters of this module or its "
+            "submodules (buffers, plain tensors or another module's); totals count parameters only"
+        )
+        explanations += (Explanation("(not parameters)", "not_parameters", message, extra),)
     return dataclasses.replace(entry, findings=check.findings, explanations=explanations, packed=check.packed)
 
 
@@ -232,12 +242,14 @@ class _BatchShape:
         if self.lengths is None and seq_len is None:
             return entry
         n_tokens = tokens(self.batch, seq_len, self.lengths)
-        dtype: str | None = _activation_dtype(module)
-        if dtype not in ITEMSIZE:  # a dtype no recurrent kernel computes in (float8, say): elements only
-            dtype = None
+        dtype = _kernel_dtype(module, spec)
         saved = None
         packed_cell = entry.spec.is_cell and self.lengths is not None  # a loop over a packed batch is the caller's
-        if dtype is not None and _runs_torch_recurrence(module) and not packed_cell:
+        # Training-mode dropout between layers draws its mask with bernoulli, which has no complex kernel.
+        complex_dropout = (
+            dtype is not None and dtype.startswith("complex") and entry.dropout > 0 and entry.spec.num_layers > 1
+        )
+        if dtype is not None and _runs_torch_recurrence(module) and not packed_cell and not complex_dropout:
             saved = saved_activations(
                 spec,
                 self.batch,
@@ -284,6 +296,22 @@ def _runs_torch_recurrence(module: nn.Module) -> bool:
         return False
     defining = next((cls for cls in type(module).__mro__ if "forward" in vars(cls)), None)
     return defining in TORCH_RECURRENT_CLASSES
+
+
+def _kernel_dtype(module: nn.Module, spec: RNNSpec) -> str | None:
+    """The dtype ``module`` computes in, or None where torch has no kernel to run it in that dtype.
+
+    A dtype outside :data:`~torchlstm_params.estimates.ITEMSIZE` (float8, complex32) runs nowhere, and
+    torch's relu has no complex kernel, so a complex ``nonlinearity="relu"`` RNN or cell does not run either
+    (``tests/test_estimates.py`` runs every floating and complex dtype torch has, per kind).
+    """
+    dtype = _activation_dtype(module)
+    if dtype not in ITEMSIZE:
+        return None
+    relu = spec.kind == "RNN_RELU" or getattr(module, "nonlinearity", None) == "relu"
+    if relu and dtype.startswith("complex"):
+        return None
+    return dtype
 
 
 def _activation_dtype(module: nn.Module) -> str:

@@ -156,14 +156,16 @@ def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
     result.by_dtype = {dt: k for dt, k in by_dtype.items() if dt is not None}
     result.trainable_by_dtype = {dt: train_by_dtype.get(dt, 0) for dt in result.by_dtype}
 
-    # A module registered twice adds a site, its parent, for every tensor of its subtree.
+    # A module registered twice adds a site, its parent, for every tensor it reaches: those of its
+    # subtree and, through the aliases inside that subtree, of theirs (transitively).
     if tree.aliases:
         node_of: dict[int, int] = {}
         for pos, key in enumerate(ids):
             if key not in node_of:
                 node_of[key] = _node_at(starts, pos)
+        reach = _AliasReach(tree)
         for alias in tree.aliases:
-            for j in range(alias.target, tree.ends[alias.target]):
+            for j in reach.nodes(alias.target):
                 for p in modules[j]._parameters.values():
                     if p is not None:
                         tensors[id(p)] = p
@@ -172,6 +174,40 @@ def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
     result.direct, result.direct_trainable = result.params, result.trainable  # _sum_subtrees makes new lists
     _sum_subtrees(tree, result, first, sites, tensors)
     return result
+
+
+class _AliasReach:
+    """The nodes a module reaches: its subtree, and what the aliases registered inside it reach (cycles included)."""
+
+    def __init__(self, tree: Tree) -> None:
+        self._ends = tree.ends
+        by_parent = sorted(tree.aliases, key=attrgetter("parent"))
+        self._parents = [a.parent for a in by_parent]
+        self._targets = [a.target for a in by_parent]
+        self._memo: dict[int, Iterable[int]] = {}
+
+    def nodes(self, target: int) -> Iterable[int]:
+        found = self._memo.get(target)
+        if found is None:
+            found = self._memo[target] = self._reach(target)
+        return found
+
+    def _reach(self, target: int) -> Iterable[int]:
+        ends, parents, targets = self._ends, self._parents, self._targets
+        seen = {target}
+        stack = [target]
+        ranges: list[range] = []
+        while stack:
+            top = stack.pop()
+            ranges.append(range(top, ends[top]))
+            # aliases whose registering node lies in top's subtree (top .. ends[top]-1)
+            for k in range(bisect.bisect_left(parents, top), bisect.bisect_left(parents, ends[top])):
+                if targets[k] not in seen:
+                    seen.add(targets[k])
+                    stack.append(targets[k])
+        if len(ranges) == 1:
+            return ranges[0]
+        return sorted({j for r in ranges for j in r})  # subtrees may nest: each node once
 
 
 def _node_at(starts: list[int], pos: int) -> int:
