@@ -13,6 +13,7 @@ from torch import nn
 
 from tests.helpers import WALK_COUNTED_PARAMS, WalkCountedModel, gc_samples, in_threads, lstm_count, problems_of
 from torchlstm_params import (
+    CODES,
     CheckFailedError,
     InvalidSettingsError,
     TorchLstmParamsError,
@@ -21,6 +22,7 @@ from torchlstm_params import (
     install_sanity_hook,
 )
 from torchlstm_params.cli import main
+from torchlstm_params.sanity import SEVERITIES
 from torchlstm_params.sanity import weights_in_one_chunk
 
 
@@ -189,6 +191,44 @@ def test_dropout_on_single_layer():
         )
     ]
     assert problems_of(nn.LSTM(3, 2, num_layers=2, dropout=0.3)) == []
+
+
+def test_a_warning_is_logged_and_listed_not_raised(caplog):
+    with pytest.warns(UserWarning, match="non-zero dropout expects num_layers greater than 1"):
+        model = nn.LSTM(3, 2, dropout=0.3)
+    with caplog.at_level(logging.WARNING, logger="torchlstm_params"):
+        report = check(model)
+    assert report.total_params == lstm_count(3, 2)
+    assert caplog.records[0].levelname == "WARNING"
+    assert caplog.records[0].getMessage().startswith("warning [RNN_DROPOUT_NO_EFFECT] (root): dropout=0.3")
+    assert report.check is not None and report.check.status == "passed"
+    assert [(p.code, p.severity) for p in report.check.problems] == [("RNN_DROPOUT_NO_EFFECT", "warning")]
+    with pytest.raises(CheckFailedError, match=r"1 problem found \(1 of them warning\)") as info:
+        check(model, strict=True)
+    assert info.value.codes == ("RNN_DROPOUT_NO_EFFECT",)
+
+
+def test_every_code_has_a_severity():
+    assert set(SEVERITIES) == set(CODES)
+    assert set(SEVERITIES.values()) == {"error", "warning"}
+    assert SEVERITIES["RNN_DROPOUT_NO_EFFECT"] == "warning"  # torch itself only warns about it
+
+
+def test_check_result_says_what_ran_and_what_was_skipped():
+    report = check(nn.LSTM(3, 2), expect_params=56)
+    assert report.check is not None
+    assert dict(report.check.ran) == {"tensors": True, "counts": True, "expect": False, "settings": True, "values": True}
+    values = report.check.values
+    assert values is not None
+    assert (values.tensors, values.elements, values.bytes) == (4, 56, 56 * 4)  # float32, by hand
+    with torch.device("meta"):
+        meta = nn.LSTM(3, 2)
+    result = check(meta).check
+    assert result is not None
+    assert result.status == "incomplete" and not result.passed
+    assert result.ran["values"] == "skipped: no tensor has values to read (4 tensors on the meta device (no values))"
+    assert result.headline().startswith("Sanity check: NOT COMPLETE, no problems in the parts that ran; values skipped")
+    assert check(nn.LSTM(3, 2), check_finite=False).check.ran["values"] is False
 
 
 def test_non_finite_values():
@@ -386,7 +426,11 @@ def test_warn_mode_logs_every_problem(caplog):
     ("options", "message"),
     [
         ({"mode": "loud"}, "check(): mode must be 'raise' or 'warn', got: 'loud'"),
-        ({"allow": ["NOPE"]}, "check(): allow names unknown problem codes ['NOPE']"),
+        ({"allow": ["NOPE"]}, "check(): allow names unknown problem codes 'NOPE'; known: RNN_SHAPE_MISMATCH, "),
+        (
+            {"allow": ["NON_FINTE"]},
+            "check(): allow names unknown problem codes 'NON_FINTE' (did you mean 'NON_FINITE'?)",
+        ),
         ({"expect_params": -1}, "check(): expect_params must be an int >= 0, got: -1"),
         ({"max_params": 1.5}, "check(): max_params must be an int >= 0, got: 1.5"),
         (
@@ -432,14 +476,44 @@ def test_hook_runs_once_then_is_gone():
     assert len(calls) == 2
 
 
-def test_failing_check_raises_on_first_call_and_still_removes_itself():
+def test_failing_check_raises_and_the_hook_stays_until_a_check_passes():
     model = nn.LSTM(3, 4)
     handle = install_sanity_hook(model, expect_params=1)
-    with pytest.raises(CheckFailedError, match=r"\[PARAMS_MISMATCH\] \(root\): expected 1 parameters, found 144"):
+    for _ in range(2):  # a notebook cell run again is checked again, not waved through
+        with pytest.raises(CheckFailedError, match=r"\[PARAMS_MISMATCH\] LSTM: expected 1 parameters, found 144"):
+            model(torch.zeros(2, 3))
+        assert handle.id in model._forward_pre_hooks
+    handle.remove()
+    out, _ = model(torch.zeros(2, 3))
+    assert out.shape == (2, 4)
+
+
+def test_hook_removes_itself_after_a_check_with_warnings_only(caplog):
+    with pytest.warns(UserWarning, match="non-zero dropout expects num_layers greater than 1"):
+        model = nn.GRU(3, 4, dropout=0.5)
+    handle = install_sanity_hook(model)
+    with caplog.at_level(logging.WARNING, logger="torchlstm_params"):
         model(torch.zeros(2, 3))
     assert handle.id not in model._forward_pre_hooks
-    out, _ = model(torch.zeros(2, 3))  # the next call trains on, unchecked
-    assert out.shape == (2, 4)
+    assert [r.getMessage() for r in caplog.records] == [
+        "warning [RNN_DROPOUT_NO_EFFECT] GRU: dropout=0.5 has no effect with num_layers=1 "
+        "(dropout only applies between layers)"
+    ]
+
+
+class GRUDecoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRUCell(3, 3)
+
+
+@pytest.mark.parametrize(("name", "shown"), [(None, "GRUDecoder.rnn"), ("model.decoder", "model.decoder.rnn")])
+def test_hook_names_paths_from_the_module_it_was_given(name, shown):
+    model = nn.ModuleDict({"decoder": GRUDecoder()})
+    install_sanity_hook(model["decoder"], name=name, expect={"rnn": {"hidden_size": 4}})
+    with pytest.raises(CheckFailedError) as info:
+        model["decoder"](torch.zeros(1, 3))
+    assert str(info.value).splitlines()[1] == f"  [SETTING_MISMATCH] {shown}: hidden_size expected 4, found 3"
 
 
 def test_context_manager_removes_an_unused_hook():
@@ -453,9 +527,9 @@ def test_hook_on_a_parent_module_checks_the_whole_model():
     model = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
     model.add_module("rnn", nn.GRUCell(3, 3))
     install_sanity_hook(model, expect={"rnn": {"hidden_size": 4}})
-    with pytest.raises(CheckFailedError, match=r"\[SETTING_MISMATCH\] rnn: hidden_size expected 4, found 3"):
+    with pytest.raises(CheckFailedError, match=r"\[SETTING_MISMATCH\] Sequential.rnn: hidden_size expected 4, found 3"):
         model(torch.zeros(1, 2))
-    assert not model._forward_pre_hooks
+    assert len(model._forward_pre_hooks) == 1  # failed: it stays
 
 
 def test_unknown_option_fails_at_install_time():
@@ -465,6 +539,22 @@ def test_unknown_option_fails_at_install_time():
         match=r"install_sanity_hook\(\) got unknown options 'expect_parms' \(did you mean 'expect_params'\?\)",
     ):
         install_sanity_hook(model, expect_parms=3)
+    assert not model._forward_pre_hooks
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"mode": "bogus"}, "install_sanity_hook(): mode must be 'raise' or 'warn', got: 'bogus'"),
+        ({"allow": ["NOPE"]}, "install_sanity_hook(): allow names unknown problem codes 'NOPE'"),
+        ({"expect_params": -1}, "install_sanity_hook(): expect_params must be an int >= 0, got: -1"),
+        ({"name": 3}, "install_sanity_hook(): name must be a str, got: 3"),
+    ],
+)
+def test_bad_hook_options_fail_at_install(options, message):
+    model = nn.LSTM(2, 2)
+    with pytest.raises(InvalidSettingsError, match="^" + re.escape(message)):
+        install_sanity_hook(model, **options)
     assert not model._forward_pre_hooks
 
 

@@ -49,20 +49,24 @@ class CheckpointError(TorchLstmParamsError):
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing wrong with a model: a stable code, where, and what was expected and found.
+    """One thing wrong with a model: a stable code, where, what was expected and found, and how bad.
 
     Attributes:
         code: the stable code (a key of :data:`torchlstm_params.CODES`), to allow or match by name.
         path: the module's path (``""`` for the root or the whole model).
         message: what was expected and what was found.
+        severity: ``"error"`` (the check fails) or ``"warning"`` (logged and listed; it fails only under
+            ``strict=True``); every code's is in :data:`torchlstm_params.SEVERITIES`.
     """
 
     code: str
     path: str
     message: str
+    severity: str = "error"
 
     def __str__(self) -> str:
-        return f"[{self.code}] {self.path or '(root)'}: {self.message}"
+        where = f"[{self.code}] {self.path or '(root)'}: {self.message}"
+        return where if self.severity == "error" else f"{self.severity} {where}"
 
 
 class CheckFailedError(TorchLstmParamsError):
@@ -77,6 +81,9 @@ class CheckFailedError(TorchLstmParamsError):
         self.report = report
         count = len(self.problems)
         lines = [f"sanity check failed: {count} problem{'s' if count != 1 else ''} found"]
+        warnings = sum(p.severity == "warning" for p in self.problems)
+        if warnings:
+            lines[0] += f" ({warnings} of them warning{'s' if warnings != 1 else ''})"
         lines.extend(f"  {problem}" for problem in self.problems)
         super().__init__("\n".join(lines))
 

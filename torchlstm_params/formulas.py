@@ -184,13 +184,16 @@ class LayerCount:
         layer: the layer index (0 for a cell).
         direction: ``forward`` or ``reverse``.
         tensors: its tensors, in registration order.
-        params: their elements.
+        params: their elements (one layer's, when ``repeat`` > 1).
+        repeat: 1, or in a collapsed breakdown (``breakdown(spec, collapse=True)``) how many alike layers,
+            ``layer`` to ``layer + repeat - 1``, this row stands for.
     """
 
     layer: int
     direction: str
     tensors: tuple[TensorSpec, ...]
     params: int
+    repeat: int = 1
 
     def role_params(self, role: str) -> int:
         """Elements of the tensor with this role (0 when absent)."""
@@ -298,12 +301,20 @@ def expected_tensors(spec: RNNSpec) -> tuple[TensorSpec, ...]:
     return tuple(t for layer in breakdown(spec) for t in layer.tensors)
 
 
-def breakdown(spec: RNNSpec) -> tuple[LayerCount, ...]:
-    """Per layer and direction: the tensors and their subtotal."""
+def breakdown(spec: RNNSpec, *, collapse: bool = False) -> tuple[LayerCount, ...]:
+    """Per layer and direction: the tensors and their subtotal.
+
+    With ``collapse``, layers 1 and above (all alike: they see ``D*r`` inputs) are one row
+    per direction with ``repeat = num_layers - 1``: constant size for any depth.
+
+    >>> [(c.layer, c.repeat, c.params) for c in breakdown(RNNSpec("GRU", 4, 2, num_layers=5), collapse=True)]
+    [(0, 1, 48), (1, 4, 36)]
+    """
     g, h, p = spec.gates, spec.hidden_size, spec.proj_size
     r = spec.recurrent_size
     rows: list[LayerCount] = []
-    for k in range(spec.num_layers):
+    depth = min(spec.num_layers, 2) if collapse else spec.num_layers
+    for k in range(depth):
         in_k = spec.layer_input_size(k)
         for d in range(spec.directions):
             direction = "reverse" if d else "forward"
@@ -317,7 +328,8 @@ def breakdown(spec: RNNSpec) -> tuple[LayerCount, ...]:
                 TensorSpec(tensor_name(role, layer, reverse=bool(d)), shape, k, direction, role)
                 for role, shape in shapes
             ]
-            rows.append(LayerCount(k, direction, tuple(tensors), sum(t.numel for t in tensors)))
+            repeat = spec.num_layers - 1 if collapse and k == 1 else 1
+            rows.append(LayerCount(k, direction, tuple(tensors), sum(t.numel for t in tensors), repeat))
     return tuple(rows)
 
 
@@ -505,14 +517,18 @@ class Formula:
         return tuple(t for layer in self.layers for t in layer.tensors)
 
 
-def formula(spec: RNNSpec) -> Formula:
+def formula(spec: RNNSpec, *, collapse: bool = False) -> Formula:
     """Count, breakdown, expected tensors and derivations of ``spec``.
+
+    With ``collapse`` the breakdown (and the expected tensors) stop at layer 1, whose row
+    stands for every layer above 0 (see :func:`breakdown`): the count and derivations
+    are closed forms, so the whole formula is constant size for any ``num_layers``.
 
     >>> f = formula(RNNSpec("LSTM", 3, 2))
     >>> f.params, f.keras_params, f.names
     (56, 48, ('weight_ih_l0', 'weight_hh_l0', 'bias_ih_l0', 'bias_hh_l0'))
     """
-    layers = breakdown(spec)
+    layers = breakdown(spec, collapse=collapse)
     expected = [t for layer in layers for t in layer.tensors]
     keras = None if spec.proj_size else keras_count(spec)
     return Formula(

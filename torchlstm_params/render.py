@@ -30,12 +30,13 @@ from .names import parse_tensor_name
 if TYPE_CHECKING:
     from .crosscheck import TensorFinding
     from .distributed import LocalFigures
-    from .results import RecurrentEntry, Report
+    from .results import CheckResult, RecurrentEntry, Report
 
 __all__ = [
     "DEFAULT_DEPTH",
     "Table",
     "Text",
+    "check_lines",
     "compute_table",
     "format_bytes",
     "format_count",
@@ -80,6 +81,8 @@ class Text:
 
 
 Part = Table | Text
+
+_PIPE_FORMATS: Final = frozenset({"github", "pipe"})  # Markdown tables, where a backslash escapes a pipe
 
 _WIDTH: Final = 110  # notes are wrapped to this many characters
 # Text formats in which a note may follow its table on the next line (in Markdown it would join the table).
@@ -303,7 +306,9 @@ def _breakdown(groups: Sequence[RecurrentGroup]) -> Table:
                 total += held
                 differs |= wrong
             total_text = f"{total:,} {WRONG} ({layer.params:,})" if differs or total != layer.params else f"{total:,}"
-            rows.append((_group_label(group), str(layer.layer), layer.direction, *cells, total_text))
+            last = layer.layer + layer.repeat - 1
+            which = str(layer.layer) if layer.repeat == 1 else f"{layer.layer}-{last:,} (each)"
+            rows.append((_group_label(group), which, layer.direction, *cells, total_text))
     headers = ("Recurrent module", "Layer", "Direction", *roles, "Total")
     return Table(headers, tuple(rows), ("left", "right", "left") + ("right",) * (len(roles) + 1))
 
@@ -615,7 +620,32 @@ def report_parts(
     if explain and groups:
         parts.append(Text(tuple(_derivations(groups, keras))))
     parts.append(Text(tuple(_footer(report))))
+    if report.check is not None:
+        parts.append(Text(tuple(check_lines(report.check))))
     return parts
+
+
+def check_lines(result: CheckResult) -> list[str]:
+    """The sanity check: one headline, every problem (errors, then warnings), what ran and how much was scanned."""
+    lines = [result.headline()]
+    lines.extend(f"  {p}" for p in result.errors)
+    lines.extend(f"  {p}" for p in result.warnings)
+    ran = [part for part, how in result.ran.items() if how is True]
+    not_asked = [part for part, how in result.ran.items() if how is False]
+    parts = f"  Checked: {', '.join(ran) or 'nothing'}"
+    if not_asked:
+        parts += f"; not asked: {', '.join(not_asked)}"
+    lines.append(parts)
+    if result.values is not None:
+        lines.append(f"  Values: {result.values.describe()}")
+    return lines
+
+
+def _cells(rows: tuple[tuple[str, ...], ...], tablefmt: str) -> list[tuple[str, ...]]:
+    """Rows for a Markdown table, where a ``|`` inside a cell (a module named ``a|b``) would split it: escaped."""
+    if tablefmt not in _PIPE_FORMATS:
+        return list(rows)
+    return [tuple(cell.replace("|", "\\|") for cell in row) for row in rows]
 
 
 def render_parts(parts: Iterable[Part], tablefmt: str = "simple") -> str:
@@ -626,7 +656,7 @@ def render_parts(parts: Iterable[Part], tablefmt: str = "simple") -> str:
         if isinstance(part, Table):
             out.append(
                 tabulate(
-                    list(part.rows),
+                    _cells(part.rows, tablefmt),
                     headers=list(part.headers),
                     tablefmt=tablefmt,
                     colalign=part.colalign,

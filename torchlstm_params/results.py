@@ -13,17 +13,21 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
 from .crosscheck import Explanation, TensorFinding
 from .distributed import LocalFigures
+from .errors import Problem
 from .estimates import Compute, SavedActivations, StateMemory
 from .formulas import SETTINGS, SPEC_SETTINGS, Formula, RNNSpec
 from .hints import Hint
 from .packed import PackedStorage
 from .recurrence import Recurrence
+from .scan import ValueScan
 
 __all__ = [
+    "CheckResult",
     "DtypeUsage",
     "ModuleAlias",
     "ModuleRow",
@@ -302,6 +306,92 @@ class DtypeUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What the sanity check ran, what it skipped and why, and every problem it found.
+
+    ``ran`` maps each part of the check to ``True`` (it ran), ``False`` (not asked for)
+    or ``"skipped: why"`` (asked for, but it could not run). The parts: ``tensors``
+    (recurrent tensors against their formulas, lazy tensors), ``counts``
+    (``expect_params``, ``max_params``, ``min_params``, ``expect_trainable``), ``expect``
+    (per-module settings), ``settings`` (frozen, dtype, device, layout, dropout) and
+    ``values`` (the NaN/Inf scan; ``values`` says how much was scanned).
+
+    ``status`` is ``"failed"`` when a problem fails the check (an error, or under
+    ``strict`` a warning too), else ``"incomplete"`` when a part was skipped, else
+    ``"passed"``: a part that did not run is never reported as passed.
+
+    Attributes:
+        ran: per part, ``True`` (it ran), ``False`` (not asked for) or ``"skipped: why"``.
+        problems: every problem found, errors and warnings, minus the codes allowed.
+        strict: whether warnings (and explained differences) fail the check.
+        values: how much the NaN/Inf scan read and what it found (None when it did not run).
+    """
+
+    ran: Mapping[str, bool | str]
+    problems: tuple[Problem, ...]
+    strict: bool = False
+    values: ValueScan | None = None
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "warning")
+
+    @property
+    def failing(self) -> tuple[Problem, ...]:
+        """The problems that fail the check: every error, and under ``strict`` every warning too."""
+        return self.problems if self.strict else self.errors
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """The parts asked for that did not run, with why."""
+        return {part: str(how).removeprefix("skipped: ") for part, how in self.ran.items() if isinstance(how, str)}
+
+    @property
+    def status(self) -> str:
+        if self.failing:
+            return "failed"
+        return "incomplete" if self.skipped else "passed"
+
+    @property
+    def passed(self) -> bool:
+        """True only when nothing failed and every part asked for ran."""
+        return self.status == "passed"
+
+    def headline(self) -> str:
+        """One line: passed, failed or incomplete, with the counts of errors and warnings."""
+        errors, warnings = len(self.errors), len(self.warnings)
+        counts = [f"{errors} error{'s' if errors != 1 else ''}"] if errors else []
+        if warnings:
+            counts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
+        found = ", ".join(counts)
+        if self.status == "failed":
+            strict = " (strict: warnings fail too)" if self.strict and warnings else ""
+            return f"Sanity check: FAILED, {found}{strict}"
+        if self.status == "incomplete":
+            skipped = "; ".join(f"{part} skipped: {why}" for part, why in self.skipped.items())
+            return f"Sanity check: NOT COMPLETE, {found or 'no problems'} in the parts that ran; {skipped}"
+        return "Sanity check: passed" + (f" with {found}" if found else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "passed": self.passed,
+            "strict": self.strict,
+            "ran": dict(self.ran),
+            "problems": [
+                {"code": p.code, "severity": p.severity, "path": p.path, "message": p.message} for p in self.problems
+            ],
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "values": None if self.values is None else self.values.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """Everything ``summarize`` found. ``str(report)`` renders tables; ``to_dict()`` is JSON-ready.
 
@@ -346,6 +436,8 @@ class Report:
             tables say null / "not recorded".
         hints: modules that look recurrent but that nothing recognises, each with the registration
             snippet that would cover it.
+        check: the sanity check's result (a :class:`CheckResult`) when ``check()`` or ``--check`` made the
+            report; None from ``summarize``.
     """
 
     model_type: str
@@ -374,6 +466,7 @@ class Report:
     packed_modules: tuple[PackedModule, ...] = ()  # quantized Linear/Conv/Embedding: weights packed out of parameters()
     trainable_recorded: bool = True  # False for a state dict, which does not record what trains
     hints: tuple[Hint, ...] = ()  # modules that look recurrent but are not recognised, with a registration snippet
+    check: CheckResult | None = None  # set by check() and the CLI's --check; summarize() leaves it None
 
     @property
     def matches(self) -> bool:
@@ -411,6 +504,8 @@ class Report:
             value = getattr(self, field.name)
             if field.name == "recurrent":
                 out["recurrent"] = [entry.to_dict() for entry in value]
+            elif field.name == "check":
+                out["check"] = None if value is None else value.to_dict()
             else:
                 out[field.name] = plain(value)
         out["matches"] = self.matches
