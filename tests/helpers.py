@@ -136,6 +136,49 @@ def within(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def with_nan() -> nn.Module:
+    """An LSTM(4, 3) whose weight_ih_l0 holds 2 NaN and whose bias_hh_l0 holds 1 Inf (when built for real)."""
+    model = nn.LSTM(4, 3)
+    with torch.no_grad():
+        model.weight_ih_l0[0, 0] = float("nan")
+        model.weight_ih_l0[5, 1] = float("nan")
+        model.bias_hh_l0[2] = float("inf")
+    return model
+
+
+def chatty() -> nn.Module:
+    """A factory that prints while it builds, as research code does."""
+    print("building the model, please wait")
+    return nn.GRU(2, 3)
+
+
+def piped_names() -> nn.Module:
+    """Module names holding a '|', which markdown tables split cells on."""
+    return nn.ModuleDict({"enc|dec": nn.LSTM(2, 3), "head": nn.Linear(3, 1)})
+
+
+def frozen_rnn() -> nn.Module:
+    """An embedding that trains and an LSTM (path '1') that is frozen."""
+    model = nn.Sequential(nn.Embedding(5, 3), nn.LSTM(3, 2))
+    model[1].requires_grad_(False)
+    return model
+
+
+def slow_to_build() -> nn.Module:
+    """Says so on stderr, then takes a minute: for interrupting the command line mid-run."""
+    import sys
+    import time
+
+    print("building", file=sys.stderr, flush=True)
+    time.sleep(60)
+    return nn.LSTM(2, 2)
+
+
+def wide(n: int = 4000) -> nn.Module:
+    """Many small modules: a summary far longer than a pipe's buffer."""
+    return nn.Sequential(*(nn.Linear(1, 1) for _ in range(n)))
+
+
 # --- independent counts ---
 
 

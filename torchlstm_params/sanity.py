@@ -237,9 +237,7 @@ def _module_problems(summary: Summary, allow_frozen: tuple[str, ...], interface:
         frozen = [n for n, p in tensors if not p.requires_grad]
         if frozen and anything_trains and not _allowed(entry.name, frozen, allow_frozen):
             remedy = (
-                f"--allow-frozen {shlex.quote(entry.name)}"
-                if interface == "cli"
-                else f"allow_frozen=[{entry.name!r}]"
+                f"--allow-frozen {shlex.quote(entry.name)}" if interface == "cli" else f"allow_frozen=[{entry.name!r}]"
             )
             out.append(
                 _problem(
@@ -396,9 +394,9 @@ def check_options(caller: str = "check", **options: Any) -> CheckOptions:
     allow = frozenset(_strings(caller, "allow", options.get("allow", ())))
     unknown_codes = sorted(allow - set(CODES))
     if unknown_codes:
-        hints = ", ".join(f"{code!r}{_did_you_mean(code, list(CODES))}" for code in unknown_codes)
+        named = ", ".join(f"{code!r}{_did_you_mean(code, list(CODES))}" for code in unknown_codes)
         raise InvalidSettingsError(
-            f"{_option(caller, 'allow')} names unknown problem codes {hints}; known: {', '.join(CODES)}"
+            f"{_option(caller, 'allow')} names unknown problem codes {named}; known: {', '.join(CODES)}"
         )
     for name in ("check_finite", "strict"):
         if name in options and not isinstance(options[name], bool):
@@ -452,9 +450,7 @@ def _relabel(problems: Iterable[Problem], root: str) -> tuple[Problem, ...]:
     """Problems with paths named from ``root`` (``"decoder"``: ``"" -> "decoder"``, ``"rnn" -> "decoder.rnn"``)."""
     if not root:
         return tuple(problems)
-    return tuple(
-        dataclasses.replace(p, path=f"{root}.{p.path}" if p.path else root) for p in problems
-    )
+    return tuple(dataclasses.replace(p, path=f"{root}.{p.path}" if p.path else root) for p in problems)
 
 
 def evaluate(

@@ -32,7 +32,7 @@ from torch import nn
 
 from .errors import CheckpointError
 
-__all__ = ["CHUNK_ELEMENTS", "NonFinite", "ValueScan", "count_non_finite", "scan_file", "scan_tensors"]
+__all__ = ["CHUNK_ELEMENTS", "NonFinite", "ScanRefused", "ValueScan", "count_non_finite", "scan_file", "scan_tensors"]
 
 #: The most values looked at in one step of a scan (one chunk's temporaries are a few bytes per value).
 CHUNK_ELEMENTS: Final = 1 << 22
@@ -61,6 +61,10 @@ _SAFETENSORS_DTYPES: Final = {
     "U8": torch.uint8,
     "BOOL": torch.bool,
 }
+
+
+class ScanRefused(CheckpointError):
+    """A file whose values this scan cannot read (its message says why): the scan is skipped, not failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +322,10 @@ def _walk(obj: object, prefix: str, depth: int = 0) -> Iterator[tuple[str, torch
             yield from _walk(value, f"{prefix}.{i}" if prefix else str(i), depth + 1)
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
 def _strip(name: str, prefix: str) -> str:
     return name[len(prefix) + 1 :] if prefix and name.startswith(prefix + ".") else name
 
@@ -332,9 +340,15 @@ def _scan_torch(path: Path, trust_pickle: bool, strip: str, chunk_elements: int)
                 raise
             mapped = False  # a legacy (non-zip) torch.save file: read whole
             obj = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise CheckpointError(f"cannot scan the values of {path}: {first}") from None
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" in str(exc):
+            raise ScanRefused(
+                "its values are read through torch.load(weights_only=True, mmap=True), which refuses a file that "
+                "pickles more than tensors; --trust-pickle loads and scans it (only for a file you trust)"
+            ) from None
+        raise ScanRefused(f"torch.load cannot read its values: {_first_line(exc)}") from None
+    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+        raise ScanRefused(f"torch.load cannot read its values: {_first_line(exc)}") from None
     tally = _Tally(chunk_elements)
     for name, tensor in _walk(obj, ""):
         tally.add(_strip(name, strip), tensor)

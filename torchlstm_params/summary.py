@@ -28,8 +28,9 @@ from .detect import TORCH_RECURRENT_CLASSES, Detected, Memo, detect, may_be_recu
 from .distributed import local_figures_of
 from .errors import InvalidSettingsError, NotAModuleError
 from .estimates import ITEMSIZE, compute, saved_activations, state_memory, tokens
-from .formulas import Formula, RNNSpec
+from .formulas import Formula, RNNSpec, formula
 from .hints import find_hints
+from .names import parse_tensor_name
 from .packed import PACKED_CLASSES, packed_module
 from .pruning import pruned_tensors
 from .recurrence import formula_of
@@ -48,7 +49,7 @@ from .results import (
 from .tally import tally
 from .walk import Tree, walk
 
-__all__ = ["Summary", "summarize", "summarize_tree"]
+__all__ = ["Summary", "summarize", "summarize_stack", "summarize_tree"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,84 @@ def summarize_tree(
     if dist.is_available() and dist.is_initialized():  # sharded parameters: add this rank's share (no collective)
         report = dataclasses.replace(report, local=local_figures_of(tree))
     return Summary(report, tree)
+
+
+def summarize_stack(
+    stand_in: nn.Module,
+    num_layers: int,
+    max_depth: int | None = None,
+    *,
+    batch: int | None = None,
+    seq_len: int | None = None,
+    lengths: Sequence[int] | None = None,
+) -> Summary:
+    """The summary of a lone ``nn.RNNBase`` as if it had ``num_layers`` layers, from a shallower stand-in.
+
+    torch takes time quadratic in ``num_layers`` to build a deep stack, even on ``meta``. Every
+    layer above 0 holds tensors of one set of shapes (each sees ``D*r`` inputs), so a stand-in of
+    2 or more layers has them all: its tensors are cross-checked as usual, and the layers it lacks
+    are counted as copies of its layer 1, measured on its own registered tensors. The formula is
+    the closed form with a collapsed breakdown (:func:`~torchlstm_params.formulas.formula`), so
+    the summary is constant size for any depth. The tree is the stand-in's.
+    """
+    if not isinstance(stand_in, nn.RNNBase) or not isinstance(num_layers, int) or isinstance(num_layers, bool):
+        raise InvalidSettingsError(
+            f"summarize_stack() takes an nn.RNNBase stand-in and an int num_layers, got "
+            f"{type(stand_in).__name__} and {num_layers!r}"
+        )
+    summary = summarize_tree(stand_in, max_depth, batch=batch, seq_len=seq_len, lengths=lengths)
+    report = summary.report
+    (entry,) = report.recurrent
+    have = entry.spec.num_layers
+    if have < 2 or num_layers < have:
+        raise InvalidSettingsError(
+            f"summarize_stack() needs a stand-in of 2 to num_layers layers, got {have} for num_layers={num_layers}"
+        )
+    layer_one = [
+        p
+        for name, p in stand_in.named_parameters(recurse=False)
+        if (parsed := parse_tensor_name(name)) is not None and parsed.layer == 1
+    ]
+    more = num_layers - have
+    params = more * sum(p.numel() for p in layer_one)
+    trainable = more * sum(p.numel() for p in layer_one if p.requires_grad)
+    spec = dataclasses.replace(entry.spec, num_layers=num_layers)
+    entry = dataclasses.replace(
+        entry, spec=spec, formula=formula(spec, collapse=True), tensor_params=entry.tensor_params + params
+    )
+    if report.tokens is not None:
+        shape = _BatchShape(batch, seq_len, None if lengths is None else list(lengths), summary.tree.paths)
+        entry = shape.figures(entry, stand_in)
+    by_dtype: dict[str, tuple[int, int]] = {}
+    for p in layer_one:
+        dtype = str(p.dtype).removeprefix("torch.")
+        n, t = by_dtype.get(dtype, (0, 0))
+        by_dtype[dtype] = (n + more * p.numel(), t + (more * p.numel() if p.requires_grad else 0))
+    dtypes = tuple(
+        dataclasses.replace(
+            d,
+            params=d.params + by_dtype.get(d.dtype, (0, 0))[0],
+            bytes=d.bytes + by_dtype.get(d.dtype, (0, 0))[0] * d.itemsize,
+            trainable_params=d.trainable_params + by_dtype.get(d.dtype, (0, 0))[1],
+        )
+        for d in report.dtypes
+    )
+    rows = tuple(
+        row._replace(params=row.params + params, trainable_params=row.trainable_params + trainable)
+        for row in report.rows
+    )
+    report = dataclasses.replace(
+        report,
+        total_params=report.total_params + params,
+        trainable_params=report.trainable_params + trainable,
+        non_trainable_params=report.non_trainable_params + params - trainable,
+        param_bytes=sum(d.bytes for d in dtypes),
+        dtypes=dtypes,
+        rows=rows,
+        first_site=tuple(n + params for n in report.first_site),
+        recurrent=(entry,),
+    )
+    return Summary(report, summary.tree)
 
 
 def _check_args(model: object, max_depth: object, registry: object, lengths: object) -> None:
