@@ -140,9 +140,9 @@ def with_nan() -> nn.Module:
     """An LSTM(4, 3) whose weight_ih_l0 holds 2 NaN and whose bias_hh_l0 holds 1 Inf (when built for real)."""
     model = nn.LSTM(4, 3)
     with torch.no_grad():
-        model.weight_ih_l0[0, 0] = float("nan")
-        model.weight_ih_l0[5, 1] = float("nan")
-        model.bias_hh_l0[2] = float("inf")
+        model.get_parameter("weight_ih_l0")[0, 0] = float("nan")
+        model.get_parameter("weight_ih_l0")[5, 1] = float("nan")
+        model.get_parameter("bias_hh_l0")[2] = float("inf")
     return model
 
 

@@ -291,7 +291,7 @@ def cli(*argv: str, cwd: Path = ROOT, **kwargs) -> subprocess.CompletedProcess[s
 
 
 def test_check_of_a_meta_built_factory_says_the_value_scan_was_skipped(capsys):
-    code, out, err = run(capsys, "tests.helpers:with_nan", "--check")
+    code, out, _ = run(capsys, "tests.helpers:with_nan", "--check")
     assert code == 0
     assert "passed" not in out
     assert (
@@ -334,7 +334,12 @@ def test_check_scans_a_checkpoint_values(capsys, tmp_path, suffix):
     assert check["status"] == "failed" and check["passed"] is False
     assert check["ran"]["values"] is True
     assert sorted(check["problems"], key=lambda p: p["message"]) == [
-        {"code": "NON_FINITE", "severity": "error", "path": "1", "message": "bias_ih_l0 holds 0 NaN and 2 Inf of 15 values"},
+        {
+            "code": "NON_FINITE",
+            "severity": "error",
+            "path": "1",
+            "message": "bias_ih_l0 holds 0 NaN and 2 Inf of 15 values",
+        },
         {
             "code": "NON_FINITE",
             "severity": "error",
@@ -411,8 +416,19 @@ def test_a_mismatch_says_why_on_stderr_in_every_format(capsys, tmp_path):
 
 def test_csv_carries_keras_explain_and_batch_and_says_what_it_left_out(capsys):
     code, out, err = run(
-        capsys, "LSTM(3, 2)", "--format", "csv", "--keras", "--explain", "--batch", "2", "--seq-len", "5",
-        "--optimizer", "adam", "--check",
+        capsys,
+        "LSTM(3, 2)",
+        "--format",
+        "csv",
+        "--keras",
+        "--explain",
+        "--batch",
+        "2",
+        "--seq-len",
+        "5",
+        "--optimizer",
+        "adam",
+        "--check",
     )
     assert code == 0
     (row,) = csv.DictReader(io.StringIO(out))
@@ -542,12 +558,18 @@ def test_ctrl_c_exits_130_quietly():
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("LSTM(10, 20, num_layer=2)", "LSTM(10, 20, num_layer=2): LSTM has no argument 'num_layer' (did you mean 'num_layers'?)"),
+        (
+            "LSTM(10, 20, num_layer=2)",
+            "LSTM(10, 20, num_layer=2): LSTM has no argument 'num_layer' (did you mean 'num_layers'?)",
+        ),
         ("lstm(10,20)", "unknown layer 'lstm' (did you mean 'LSTM'?)"),
         ("nn.GRUcell(2, 3)", "unknown layer 'nn.GRUcell' (did you mean 'GRUCell'?)"),
         ("LSTM(10, 20, dtype='flaot16')", "dtype 'flaot16' is not a torch dtype (did you mean 'float16'?)"),
         ("LSTM(10, 20, device='cdua')", "device 'cdua' is not a torch device"),
-        ("LSTM(1000000000000, 1000000000000)", "LSTM(1000000000000, 1000000000000): Storage size calculation overflowed"),
+        (
+            "LSTM(1000000000000, 1000000000000)",
+            "LSTM(1000000000000, 1000000000000): Storage size calculation overflowed",
+        ),
         ("LSTM(1, " + "-" * 30_000 + "1)", "a layer expression has at most 10,000 characters, got 'LSTM(1, ---"),
         ("LSTM(1, " + "a." * 30_000 + "b)", "a layer expression has at most 10,000 characters, got 'LSTM(1, a.a."),
         ("LSTM(1, " + "+" * 30_000 + "1)", "a layer expression has at most 10,000 characters"),
@@ -633,7 +655,10 @@ def test_factory_from_a_file_path(capsys, tmp_path):
         (["LSTM(2, 2)", "--lengths", "3,x"], "--lengths must be comma-separated integers >= 1, got '3,x'"),
         (["LSTM(2, 2)", "--budget", "-5"], "--budget must be an int >= 0, got: -5"),
         (["LSTM(2, 2)", "--kwargs", "{}"], "--kwargs applies to a factory, not to an expression"),
-        (["tests.helpers:tagger", "--budget", "100"], "--budget takes a layer expression such as 'LSTM(300, num_layers=2)'"),
+        (
+            ["tests.helpers:tagger", "--budget", "100"],
+            "--budget takes a layer expression such as 'LSTM(300, num_layers=2)'",
+        ),
         (["LSTM(300, 2)", "--budget", "10", "--check"], "it does not combine with --check"),
         (["LSTM(2, 2)", "--strict"], "--strict apply to --check; add --check"),
     ],
@@ -700,7 +725,7 @@ def test_a_factory_that_prints_does_not_corrupt_json(capsys):
 def test_trust_pickle_says_what_it_trusts(capsys, tmp_path):
     path = tmp_path / "whole.pt"
     torch.save(nn.GRU(2, 3), path)
-    code, out, err = run(capsys, str(path), "--trust-pickle")
+    code, _, err = run(capsys, str(path), "--trust-pickle")
     assert code == 0
     assert err.startswith(
         f"torchlstm-params: note: --trust-pickle: unpickling '{path}' runs whatever code its pickle names"

@@ -205,3 +205,14 @@ def test_counts_are_closed_forms_in_num_layers():
             "[4·4·(3+4) + 2·4·4] + 999999999999999·[4·4·(4+4) + 2·4·4] = 159,999,999,999,999,984"
         )
         assert keras_derivation(make_spec("LSTM", 3, 4, n)).endswith(f"= {128 + (n - 1) * 144:,}")
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3, 50])
+def test_a_collapsed_breakdown_sums_to_the_count(layers):
+    spec = make_spec("LSTM", 7, 5, layers, bidirectional=True, proj_size=3)
+    rows = breakdown(spec, collapse=True)
+    assert len(rows) == 2 * min(layers, 2)
+    assert sum(row.params * row.repeat for row in rows) == count_params(
+        "LSTM", 7, 5, layers, bidirectional=True, proj_size=3
+    )
+    assert sum(row.params for row in breakdown(spec)) == sum(row.params * row.repeat for row in rows)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import os
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -45,20 +49,85 @@ def tagger_params(hidden: int) -> int:
     return 4 * hidden * (4 + hidden) + 8 * hidden + hidden * 2 + 2  # by hand
 
 
-def test_fit_runs_when_the_check_passes(tmp_path, caplog):
+def test_fit_runs_when_the_check_passes(tmp_path):
     model = Tagger()
     callback = SanityCheckCallback(expect_params=tagger_params(8), expect={"rnn": {"hidden_size": 8}})
-    with caplog.at_level("INFO", logger="torchlstm_params"):
-        trainer(tmp_path, callback).fit(model)
+    trainer(tmp_path, callback).fit(model)
     assert model.steps == 2
     assert callback.report is not None and callback.report.total_params == tagger_params(8)
-    assert any("Total params: " + f"{tagger_params(8):,}" in r.getMessage() for r in caplog.records)
+    assert callback.report.check is not None and callback.report.check.passed
+
+
+def test_counts_land_in_the_trainers_csv_logger(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    model = Tagger()
+    logger = CSVLogger(tmp_path, name="run", version=0)
+    pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        devices=1,
+        callbacks=[SanityCheckCallback()],
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    ).fit(model)
+    run = tmp_path / "run" / "version_0"
+    with (run / "metrics.csv").open() as fh:
+        rows = [row for row in csv.DictReader(fh) if row.get("torchlstm_params/total_params")]
+    assert len(rows) == 1
+    assert float(rows[0]["torchlstm_params/total_params"]) == tagger_params(8)
+    assert float(rows[0]["torchlstm_params/trainable_params"]) == tagger_params(8)
+    assert float(rows[0]["torchlstm_params/recurrent_modules"]) == 1
+    assert float(rows[0]["torchlstm_params/check_passed"]) == 1
+    hparams = (run / "hparams.yaml").read_text()
+    assert f"torchlstm_params/total_params: {tagger_params(8)}\n" in hparams
+
+
+_DEFAULT_FIT = textwrap.dedent(
+    """
+    import sys, warnings
+    warnings.simplefilter("ignore")
+    import lightning.pytorch as pl
+    from tests.helpers import lightning_tagger
+    from torchlstm_params.integrations.lightning import SanityCheckCallback
+
+    for table in (False, True):
+        print(f"--- table={table}", file=sys.stderr, flush=True)
+        trainer = pl.Trainer(max_epochs=1, callbacks=[SanityCheckCallback(table=table)], default_root_dir=sys.argv[1],
+                             enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+        trainer.fit(lightning_tagger())
+    """
+)
+
+
+def test_a_default_fit_shows_one_line_and_the_table_only_when_asked(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", _DEFAULT_FIT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).parent.parent,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    shown = done.stdout + done.stderr
+    plain, tabled = shown.split("--- table=True")
+    line = (
+        f"torchlstm_params: Tagger: {tagger_params(8):,} parameters ({tagger_params(8):,} trainable), "
+        "1 recurrent module(s) (rnn: LSTM); sanity check passed"
+    )
+    assert plain.count(line) == 1 and "Total params:" not in plain
+    assert tabled.count(line) == 1 and f"Total params: {tagger_params(8):,}" in tabled
 
 
 def test_failed_check_stops_fit_before_the_first_step(tmp_path):
     model = Tagger(hidden=6)
     callback = SanityCheckCallback(expect={"rnn": {"hidden_size": 8}})
-    with pytest.raises(CheckFailedError, match=r"\[SETTING_MISMATCH\] rnn: hidden_size expected 8, found 6"):
+    with pytest.raises(CheckFailedError, match=r"\[SETTING_MISMATCH\] Tagger.rnn: hidden_size expected 8, found 6"):
         trainer(tmp_path, callback).fit(model)
     assert model.steps == 0
 

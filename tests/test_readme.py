@@ -97,3 +97,23 @@ def test_the_api_list_is_exactly_all():
 def test_api_names_are_read_from_bullets_only():
     text = "## API\n\n- `summarize(model) -> Report`: `total_params`\n  - `nested`\n- `CODES`: codes\n## Next\n- `x`\n"
     assert api_names(text) == ["summarize", "CODES"]
+
+
+def test_readme_lists_every_code_with_its_severity_in_one_table():
+    from torchlstm_params.sanity import SEVERITIES
+
+    text = README.read_text(encoding="utf-8")
+    tables = re.findall(r"\| code \| severity \| meaning \|\n\|---\|---\|---\|\n((?:\|.*\|\n)+)", text)
+    assert len(tables) == 1, "the README has one table of codes and severities"
+    rows = [line.split("|")[1:3] for line in tables[0].splitlines()]
+    assert {code.strip().strip("`"): severity.strip() for code, severity in rows} == dict(SEVERITIES)
+    assert len(rows) == len(SEVERITIES)
+
+
+def test_readme_lists_every_exit_code():
+    from torchlstm_params.cli import EXIT_CODES
+
+    text = README.read_text(encoding="utf-8")
+    table = re.search(r"Exit codes:\n\n\| code \| meaning \|\n\|---\|---\|\n((?:\|.*\|\n)+)", text)
+    assert table is not None
+    assert [int(line.split("|")[1]) for line in table.group(1).splitlines()] == list(EXIT_CODES)

@@ -22,8 +22,7 @@ from torchlstm_params import (
     install_sanity_hook,
 )
 from torchlstm_params.cli import main
-from torchlstm_params.sanity import SEVERITIES
-from torchlstm_params.sanity import weights_in_one_chunk
+from torchlstm_params.sanity import SEVERITIES, weights_in_one_chunk
 
 
 def test_clean_model_returns_report():
@@ -217,7 +216,13 @@ def test_every_code_has_a_severity():
 def test_check_result_says_what_ran_and_what_was_skipped():
     report = check(nn.LSTM(3, 2), expect_params=56)
     assert report.check is not None
-    assert dict(report.check.ran) == {"tensors": True, "counts": True, "expect": False, "settings": True, "values": True}
+    assert dict(report.check.ran) == {
+        "tensors": True,
+        "counts": True,
+        "expect": False,
+        "settings": True,
+        "values": True,
+    }
     values = report.check.values
     assert values is not None
     assert (values.tensors, values.elements, values.bytes) == (4, 56, 56 * 4)  # float32, by hand

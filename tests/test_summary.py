@@ -545,3 +545,44 @@ def test_per_module_sequence_lengths_are_checked(seq_len, message):
         summarize(Seq2SeqLengths(), batch=2, seq_len=seq_len)
     with pytest.raises(InvalidSettingsError, match=r"either lengths= .* or seq_len=, not both"):
         summarize(Seq2SeqLengths(), seq_len={"encoder": 3}, lengths=[3, 2])
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"mode": "LSTM", "input_size": 5, "hidden_size": 4, "bidirectional": True, "proj_size": 2},
+        {"mode": "GRU", "input_size": 3, "hidden_size": 6, "bias": False},
+        {"mode": "RNN_RELU", "input_size": 2, "hidden_size": 3, "dropout": 0.1},
+    ],
+)
+def test_a_stack_counted_from_a_stand_in_is_what_torch_builds(settings):
+    from torchlstm_params.summarize import summarize_stack
+
+    cls = {"LSTM": nn.LSTM, "GRU": nn.GRU, "RNN_RELU": nn.RNN}[settings["mode"]]
+    kwargs = {k: v for k, v in settings.items() if k != "mode"}
+    if settings["mode"] == "RNN_RELU":
+        kwargs["nonlinearity"] = "relu"
+    full, stand_in = cls(num_layers=9, **kwargs), cls(num_layers=2, **kwargs)
+    stand_in.requires_grad_(False)
+    stand_in.weight_ih_l1.requires_grad_(True)  # trainable counts scale with what layer 1 trains
+    report = summarize_stack(stand_in, 9, batch=2, seq_len=3).report
+    expected = summarize(full, batch=2, seq_len=3)
+    trains = 8 * full.weight_ih_l1.numel()  # layers 1..8 train weight_ih_l1 alone (as the stand-in does)
+    assert report.total_params == sum(p.numel() for p in full.parameters())
+    assert report.trainable_params == trains
+    assert report.param_bytes == expected.param_bytes
+    (entry,), (want,) = report.recurrent, expected.recurrent
+    assert entry.settings == want.settings
+    assert (entry.formula_params, entry.tensor_params, entry.status) == (want.formula_params, want.tensor_params, "ok")
+    assert (entry.compute, entry.state, entry.saved) == (want.compute, want.state, want.saved)
+    assert entry.formula.derivation == want.formula.derivation
+    assert [(c.layer, c.repeat) for c in entry.formula.layers] == [
+        (k, r) for k, r in ((0, 1), (1, 8)) for _ in range(want.spec.directions)
+    ]
+
+
+def test_a_stack_needs_a_stand_in_of_two_layers():
+    from torchlstm_params.summarize import summarize_stack
+
+    with pytest.raises(InvalidSettingsError, match="needs a stand-in of 2 to num_layers layers, got 1"):
+        summarize_stack(nn.GRU(2, 2), 5)

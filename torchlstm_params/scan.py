@@ -35,7 +35,7 @@ from .errors import CheckpointError
 __all__ = ["CHUNK_ELEMENTS", "NonFinite", "ScanRefused", "ValueScan", "count_non_finite", "scan_file", "scan_tensors"]
 
 #: The most values looked at in one step of a scan (one chunk's temporaries are a few bytes per value).
-CHUNK_ELEMENTS: Final = 1 << 22
+CHUNK_ELEMENTS: Final = 1 << 20
 
 #: Dtypes torch.isfinite, isnan and isinf handle directly; others (float8) are widened to float32 a
 #: chunk at a time (isfinite has no kernel for most float8 types, and calls float8_e8m0fnu's NaN finite).
