@@ -537,7 +537,7 @@ def test_stdout_on_a_full_disk_is_one_line_and_exit_2():
 
 def test_ctrl_c_exits_130_quietly():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "torchlstm_params", "tests.helpers:slow_to_build", "--build-real"],
+        [sys.executable, "-m", "torchlstm_params", "tests.helpers:slow_to_build"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=ROOT,

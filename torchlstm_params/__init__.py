@@ -33,6 +33,7 @@ from .packed import PackedStorage
 from .recurrence import Part, Recurrence, RecurrenceLayer
 from .registry import Registry, default_registry, register_recurrent
 from .results import (
+    CheckResult,
     DtypeUsage,
     ModuleAlias,
     ModuleRow,
@@ -43,7 +44,7 @@ from .results import (
     Report,
     SharedTensor,
 )
-from .sanity import CODES, check, find_problems, install_sanity_hook
+from .sanity import CODES, SEVERITIES, check, find_problems, install_sanity_hook
 from .sizing import closest_configs, fit_hidden_size
 from .summary import summarize
 
@@ -52,6 +53,7 @@ __version__ = "0.2.0"
 __all__ = [
     "CODES",
     "CheckFailedError",
+    "CheckResult",
     "CheckpointError",
     "Compute",
     "ConversionError",
@@ -87,6 +89,7 @@ __all__ = [
     "RecurrentEntry",
     "Registry",
     "Report",
+    "SEVERITIES",
     "SavedActivations",
     "ShardedTensor",
     "SharedTensor",
