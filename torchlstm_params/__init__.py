@@ -52,6 +52,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "CODES",
+    "SEVERITIES",
     "CheckFailedError",
     "CheckResult",
     "CheckpointError",
@@ -89,7 +90,6 @@ __all__ = [
     "RecurrentEntry",
     "Registry",
     "Report",
-    "SEVERITIES",
     "SavedActivations",
     "ShardedTensor",
     "SharedTensor",
