@@ -162,10 +162,16 @@ class RecordsWalks(SanityCheckCallback):
 
 
 def test_the_callback_walks_the_model_once(tmp_path, caplog):
+    import logging
+
     model = lightning_tagger(count_walks=True)
-    callback = RecordsWalks(expect_params=tagger_params(8), expect={"rnn": {"hidden_size": 8}})
-    with caplog.at_level("INFO", logger="torchlstm_params"):  # the logged summary table is drawn too
+    callback = RecordsWalks(table=True, expect_params=tagger_params(8), expect={"rnn": {"hidden_size": 8}})
+    shown = logging.getLogger("lightning.pytorch")  # Lightning's rank-zero printing: the table is drawn too
+    shown.addHandler(caplog.handler)
+    try:
         trainer(tmp_path, callback).fit(model)
+    finally:
+        shown.removeHandler(caplog.handler)
     assert callback.walks == ["walk.py:walk"]
     assert model.steps == 2 and callback.report is not None
     assert any("Total params: " + f"{tagger_params(8):,}" in r.getMessage() for r in caplog.records)

@@ -19,7 +19,11 @@ PACKAGE = Path(torchlstm_params.__file__).parent
 # --- __all__: the entry points, the types they take and return, the errors, __version__ ---
 
 #: Public objects that are not functions, and what they are.
-DATA = {"CODES": "the problem codes check()'s allow= names", "default_registry": "the registry summarize uses"}
+DATA = {
+    "CODES": "the problem codes check()'s allow= names",
+    "SEVERITIES": "each problem code's severity",
+    "default_registry": "the registry summarize uses",
+}
 
 
 def classes_in(hint: object) -> set[type]:

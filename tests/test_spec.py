@@ -8,7 +8,15 @@ from torch import nn
 
 from tests.helpers import lstm_count, numel
 from torchlstm_params import SpecError, TorchLstmParamsError
-from torchlstm_params.spec import LAYERS, build_expression, build_factory, is_expression, parse_expression
+from torchlstm_params.spec import (
+    LAYERS,
+    build_expression,
+    build_factory,
+    excerpt,
+    is_expression,
+    parse_expression,
+    read_expression,
+)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +119,8 @@ def test_a_class_is_a_factory_and_attributes_may_be_dotted():
 @pytest.mark.parametrize(
     ("target", "message"),
     [
-        ("justaword", "a factory is 'package.module:callable', got 'justaword'"),
+        ("justaword", "a factory is 'package.module:callable' or 'path/to/file.py:callable', got 'justaword'"),
+        ("..:good", "a factory names an absolute module ('package.module:callable') or a file"),
         (":build", "a factory is 'package.module:callable'"),
         ("tests.helpers:", "a factory is 'package.module:callable'"),
         ("no_such_pkg_xyz.mod:build", "cannot import 'no_such_pkg_xyz.mod' for factory"),
@@ -137,3 +146,39 @@ def test_building_leaves_the_default_device_alone():
     build_expression("GRU(2, 3)")
     build_factory("tests.helpers:needs_real_device")
     assert torch.empty(1).device.type == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("text", "settings"),
+    [
+        ("LSTM(10, 20, 2, False)", {"input_size": 10, "hidden_size": 20, "num_layers": 2, "bias": False}),
+        ("RNN(3, 4, 1, 'relu', True)", {"input_size": 3, "hidden_size": 4, "num_layers": 1, "nonlinearity": "relu", "bias": True}),
+        ("GRUCell(2, 5, bias=False)", {"input_size": 2, "hidden_size": 5, "bias": False}),
+        ("LSTM(300, num_layers=2)", {"input_size": 300, "num_layers": 2}),  # no hidden size: --budget finds it
+    ],
+)
+def test_arguments_are_bound_to_torchs_parameter_names(text, settings):
+    assert read_expression(text).settings == settings
+
+
+def test_binding_matches_what_torch_builds():
+    built = read_expression("RNN(3, 4, 2, 'relu', False, True)").build()
+    assert isinstance(built, nn.RNN)
+    assert (built.nonlinearity, built.bias, built.batch_first, built.num_layers) == ("relu", False, True, 2)
+
+
+def test_dtype_names_and_device():
+    expression = read_expression("GRU(2, 3, dtype=torch.bfloat16, device='cuda:1')")
+    assert expression.dtype is torch.bfloat16
+    assert "device" not in expression.settings and expression.notes[0].startswith("device='cuda:1' set aside")
+    assert {p.dtype for p in expression.build().parameters()} == {torch.bfloat16}
+
+
+def test_a_stand_in_is_built_shallower():
+    stand_in = read_expression("LSTM(4, 5, num_layers=100000)").build(num_layers=2)
+    assert isinstance(stand_in, nn.LSTM) and stand_in.num_layers == 2
+
+
+def test_excerpt_keeps_quotes_balanced():
+    assert excerpt("it's " * 100, 12) == '"it\'s it\'s it..." (500 characters)'
+    assert excerpt("short") == "'short'"

@@ -102,12 +102,20 @@ def _dotted(node: ast.expr) -> str | None:
     return ".".join(reversed(parts))
 
 
-def _layer(name: str | None, text: str) -> type[nn.Module]:
+def _unparsed(node: ast.expr) -> str:
+    try:
+        return ast.unparse(node)
+    except (RecursionError, MemoryError):
+        return "(an expression nested too deeply to show)"
+
+
+def _layer(func: ast.expr) -> type[nn.Module]:
+    name = _dotted(func)
     if name is not None:
         for prefix in _PREFIXES:
             if name.startswith(prefix) and name[len(prefix) :] in LAYERS:
                 return LAYERS[name[len(prefix) :]]
-    shown = "(not a name)" if name is None else excerpt(name, 40)
+    shown = excerpt(_unparsed(func) if name is None else name, 40)
     bare = (name or "").rpartition(".")[2]
     by_lower = {layer.lower(): layer for layer in LAYERS}
     close = by_lower.get(bare.lower()) or next(iter(difflib.get_close_matches(bare.lower(), list(by_lower), n=1)), None)
@@ -142,7 +150,7 @@ def parse_expression(text: str) -> tuple[type[nn.Module], tuple[object, ...], di
     call = tree.body
     if not isinstance(call, ast.Call):
         raise SpecError(f"a layer expression is one call such as 'LSTM(10, 20)', got {excerpt(text)}")
-    cls = _layer(_dotted(call.func), text)
+    cls = _layer(call.func)
     args = tuple(_value(a, text) for a in call.args)
     kwargs: dict[str, object] = {}
     for kw in call.keywords:
