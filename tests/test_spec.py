@@ -152,7 +152,10 @@ def test_building_leaves_the_default_device_alone():
     ("text", "settings"),
     [
         ("LSTM(10, 20, 2, False)", {"input_size": 10, "hidden_size": 20, "num_layers": 2, "bias": False}),
-        ("RNN(3, 4, 1, 'relu', True)", {"input_size": 3, "hidden_size": 4, "num_layers": 1, "nonlinearity": "relu", "bias": True}),
+        (
+            "RNN(3, 4, 1, 'relu', True)",
+            {"input_size": 3, "hidden_size": 4, "num_layers": 1, "nonlinearity": "relu", "bias": True},
+        ),
         ("GRUCell(2, 5, bias=False)", {"input_size": 2, "hidden_size": 5, "bias": False}),
         ("LSTM(300, num_layers=2)", {"input_size": 300, "num_layers": 2}),  # no hidden size: --budget finds it
     ],
@@ -180,5 +183,5 @@ def test_a_stand_in_is_built_shallower():
 
 
 def test_excerpt_keeps_quotes_balanced():
-    assert excerpt("it's " * 100, 12) == '"it\'s it\'s it..." (500 characters)'
+    assert excerpt("it's " * 100, 12) == "\"it's it's it...\" (500 characters)"
     assert excerpt("short") == "'short'"
