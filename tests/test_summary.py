@@ -556,7 +556,7 @@ def test_per_module_sequence_lengths_are_checked(seq_len, message):
     ],
 )
 def test_a_stack_counted_from_a_stand_in_is_what_torch_builds(settings):
-    from torchlstm_params.summarize import summarize_stack
+    from torchlstm_params.summary import summarize_stack
 
     cls = {"LSTM": nn.LSTM, "GRU": nn.GRU, "RNN_RELU": nn.RNN}[settings["mode"]]
     kwargs = {k: v for k, v in settings.items() if k != "mode"}
@@ -582,7 +582,7 @@ def test_a_stack_counted_from_a_stand_in_is_what_torch_builds(settings):
 
 
 def test_a_stack_needs_a_stand_in_of_two_layers():
-    from torchlstm_params.summarize import summarize_stack
+    from torchlstm_params.summary import summarize_stack
 
     with pytest.raises(InvalidSettingsError, match="needs a stand-in of 2 to num_layers layers, got 1"):
         summarize_stack(nn.GRU(2, 2), 5)

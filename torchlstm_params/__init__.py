@@ -45,6 +45,7 @@ from .results import (
     SharedTensor,
 )
 from .sanity import CODES, SEVERITIES, check, find_problems, install_sanity_hook
+from .scan import NonFinite, ValueScan
 from .sizing import closest_configs, fit_hidden_size
 from .summary import summarize
 
@@ -74,6 +75,7 @@ __all__ = [
     "LocalFigures",
     "ModuleAlias",
     "ModuleRow",
+    "NonFinite",
     "NotAModuleError",
     "OnnxFile",
     "OnnxNode",
@@ -100,6 +102,7 @@ __all__ = [
     "TensorSpec",
     "TorchLstmParamsError",
     "TrainingMemory",
+    "ValueScan",
     "WeightShape",
     "__version__",
     "check",
