@@ -400,6 +400,7 @@ def test_json_carries_the_check_and_a_skipped_part_is_named(capsys):
         "settings": True,
         "values": "skipped: a layer expression is built on the meta device: it has shapes, no values",
     }
+    assert check["values"] is None  # nothing was read: no figures of an empty scan
     assert err.startswith("torchlstm-params: note: the sanity check is not complete: values skipped")
 
 

@@ -611,7 +611,9 @@ def _run(args: argparse.Namespace) -> int:
             result = dataclasses.replace(result, problems=found + result.problems)
         scanned = result.values
         if made.no_values_because and scanned is not None and not scanned.complete and scanned.tensors == 0:
-            result = dataclasses.replace(result, ran={**result.ran, "values": f"skipped: {made.no_values_because}"})
+            # Nothing had values: say why in the command line's terms, and drop the empty scan's figures.
+            ran = {**result.ran, "values": f"skipped: {made.no_values_because}"}
+            result = dataclasses.replace(result, ran=ran, values=None)
     memory = None if args.optimizer is None else _memory(report, args.optimizer)
     if args.plot is not None:
         report.plot(args.plot)
@@ -629,8 +631,10 @@ def _run(args: argparse.Namespace) -> int:
         if notes:
             left.append("notes")
         if left:
-            _note(f"--format csv holds one row per module; {', '.join(left)} follow here on stderr instead")
-        for line in [*(f"Note: {n}" for n in notes), *([_memory_line(*memory, report.trainable_recorded)] if memory else [])]:
+            verb = "follows" if len(left) == 1 else "follow"
+            _note(f"--format csv holds one row per module; {', '.join(left)} {verb} here on stderr instead")
+        memory_lines = [_memory_line(*memory, report.trainable_recorded)] if memory else []
+        for line in [*(f"Note: {n}" for n in notes), *memory_lines]:
             print(line, file=sys.stderr)
         if result is not None:
             for line in check_lines(result):
