@@ -584,7 +584,7 @@ def test_item3_parametrized_weight_norm_originals_are_explained(tmp_path: Path, 
     assert entry["formula_params"] == sum(p.numel() for p in nn.LSTM(10, 20, num_layers=2).parameters())
     (why,) = entry["explanations"]
     assert why["kind"] == "parametrized" and why["delta"] == 80  # g: one scale per row of weight_hh_l0 (80, 20)
-    assert data["problems"] == []
+    assert data["check"]["problems"] == [] and data["check"]["status"] == "passed"
 
 
 @pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated:FutureWarning")

@@ -193,7 +193,6 @@ def _parser() -> argparse.ArgumentParser:
         help="a state dict's tensors whose name matches REGEX (re.search) are buffers, instead of the "
         "conventional buffer names (integer/bool tensors are buffers either way)",
     )
-    parser.add_argument("--trust-pickle", action="store_true", help="load pickled objects from a checkpoint you trust")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
@@ -226,8 +225,15 @@ def _seq_len(text: str) -> int | dict[str, int]:
         ) from None
 
 
+def _exists(spec: str) -> bool:
+    try:
+        return Path(spec).exists()
+    except (OSError, ValueError):  # a name too long for a path, or one holding a NUL: not a file
+        return False
+
+
 def _kind(spec: str) -> str:
-    if Path(spec).exists():  # an existing file wins: "LSTM_FCN (1).pt" is a download, not an expression
+    if _exists(spec):  # an existing file wins: "LSTM_FCN (1).pt" is a download, not an expression
         return "checkpoint"
     if is_expression(spec):
         return "expression"
@@ -422,9 +428,7 @@ def _from_checkpoint(args: argparse.Namespace, options: CheckOptions | None) -> 
     notes.extend(built.notes)
     summary = summarize_tree(built.model, _rows_depth(args), **_figures(args))
     if not built.trainable_recorded:
-        summary = dataclasses.replace(
-            summary, report=dataclasses.replace(summary.report, trainable_recorded=False)
-        )
+        summary = dataclasses.replace(summary, report=dataclasses.replace(summary.report, trainable_recorded=False))
     if summary.report.tokens is not None and summary.report.recurrent and checkpoint.module is None:
         notes.append(
             "a state dict stores no dropout or batch_first: the saved-for-backward figures take dropout=0 and "
@@ -433,7 +437,8 @@ def _from_checkpoint(args: argparse.Namespace, options: CheckOptions | None) -> 
     values = None
     if options is not None and options.check_finite and checkpoint.module is None:
         try:
-            values = scan_file(args.spec, trust_pickle=args.trust_pickle, strip=checkpoint.found_under)
+            with _torch_warnings_as_notes(notes):  # torch.load's own warnings (pickle protocol 4, ...)
+                values = scan_file(args.spec, trust_pickle=args.trust_pickle, strip=checkpoint.found_under)
         except ScanRefused as exc:  # read safely for its shapes, but its values only torch.load could read
             counted = len(checkpoint.tensors) or sum(1 for _ in built.model.parameters())
             values = ValueScan(args.spec, 0, 0, 0, 0, {str(exc): counted}, ())
@@ -631,8 +636,7 @@ def _run(args: argparse.Namespace) -> int:
         if notes:
             left.append("notes")
         if left:
-            verb = "follows" if len(left) == 1 else "follow"
-            _note(f"--format csv holds one row per module; {', '.join(left)} {verb} here on stderr instead")
+            _note(f"--format csv holds one row per module; here on stderr instead: {', '.join(left)}")
         memory_lines = [_memory_line(*memory, report.trainable_recorded)] if memory else []
         for line in [*(f"Note: {n}" for n in notes), *memory_lines]:
             print(line, file=sys.stderr)
