@@ -145,6 +145,8 @@ def summarize_stack(
     summary = summarize_tree(stand_in, max_depth, batch=batch, seq_len=seq_len, lengths=lengths)
     report = summary.report
     (entry,) = report.recurrent
+    if not isinstance(entry.spec, RNNSpec):  # an nn.RNNBase is read through torch's settings, never a Recurrence
+        raise InvalidSettingsError(f"summarize_stack() needs torch's recurrence, got {type(entry.spec).__name__}")
     have = entry.spec.num_layers
     if have < 2 or num_layers < have:
         raise InvalidSettingsError(
