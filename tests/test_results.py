@@ -166,3 +166,14 @@ def test_batch_figures_are_in_the_entries(report: Report):
     data = encoder.to_dict()
     assert data["state"]["bytes"] == encoder.state.bytes and data["saved"]["bytes"] == encoder.saved.bytes
     assert not math.isnan(data["dropout"])
+
+
+def test_rows_spell_their_paths_from_links_and_to_dict_spells_them_whole():
+    model = nn.Sequential(nn.ModuleDict({"enc": nn.Sequential(nn.LSTM(2, 3)), "head": nn.Linear(3, 1)}))
+    report = summarize(model)
+    named = [path for path, _ in model.named_modules()]
+    assert [row.name for row in report.rows] == [str(row.path) for row in report.rows] == named
+    assert [row.path.depth for row in report.rows] == [row.depth for row in report.rows]
+    assert [r["name"] for r in report.to_dict()["rows"]] == named
+    assert "path" not in report.to_dict()["rows"][0]
+    assert summarize(model) == report  # equal reports, though their links are other objects

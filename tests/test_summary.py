@@ -7,7 +7,10 @@ import functools
 import gc
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -144,6 +147,57 @@ def test_ten_thousand_deep_nesting():
     assert entry.name == ".".join(["0"] * 10_000)
     assert len(report.rows) == 10_001
     assert summarize(model, max_depth=3).rows[-1].depth == 3
+
+
+_DEEP_SCRIPT = """
+import json, sys
+from torch import nn
+from torchlstm_params import check, summarize
+
+def peak_mib():
+    # This process's own peak (VmHWM); getrusage's ru_maxrss can carry the parent's across fork and exec.
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) // 1024
+
+model, depth = nn.LSTM(3, 4), 0
+for target in (40_000, 100_000):
+    while depth < target:  # built iteratively: torch's own named_modules would recurse
+        model, depth = nn.Sequential(model), depth + 1
+    report = check(model)
+    text = str(report)  # the default rendering: modules down to depth 2, the LSTM, the check
+    rows = report.rows
+    print(json.dumps([target, peak_mib(), report.total_params, report.check.status, len(rows), rows[-1].depth,
+                      len(rows[-1].name), report.recurrent[0].name == ".".join(["0"] * target), len(text),
+                      max(map(len, text.splitlines()))]))
+print(text)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from /proc (Linux)")
+def test_memory_stays_linear_in_depth():
+    """Rows hold path links, not dotted strings (every row of a 100,000-deep chain held its path: ~10 GB):
+    40,000 levels summarize, check and render under 1 GB peak, and 100,000 levels do too, in a fresh process."""
+    root = Path(__file__).parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", _DEEP_SCRIPT], capture_output=True, text=True, timeout=600, cwd=root, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, second, *text = done.stdout.splitlines()
+    for line, depth in zip((first, second), (40_000, 100_000), strict=True):
+        target, peak, total, status, rows, innermost, name_length, spelled, text_length, width = json.loads(line)
+        assert (target, total, status, rows, innermost) == (
+            depth,
+            4 * 4 * (3 + 4) + 2 * 4 * 4,
+            "passed",
+            depth + 1,
+            depth,
+        )
+        assert name_length == 2 * depth - 1 and spelled  # the whole path is there when asked for
+        assert text_length < 3_000 and width <= 120  # a few module lines, the LSTM's (path shortened), the check
+        if depth == 40_000:
+            assert peak < 1024, f"{peak} MiB peak at depth {depth}"
+    assert "0.0.0.…(99,994 more).0.0.0  LSTM" in "\n".join(text)
 
 
 def test_one_billion_parameter_meta_model_reads_no_data():

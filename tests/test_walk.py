@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -11,38 +13,49 @@ from torch import nn
 from tests.helpers import WalkCountedModel, free_port, numel
 from tests.strategies import Graph, module_graphs
 from torchlstm_params import summarize
-from torchlstm_params.walk import Alias, Tree, unique_parameters, unwrap, walk
+from torchlstm_params.walk import ModulePath, Tree, unique_parameters, unwrap, walk
 
 
-def expected_aliases(tree: Tree) -> list[Alias]:
+def paths_of(tree: Tree) -> list[str]:
+    return [tree.path(i) for i in range(len(tree))]
+
+
+def aliases_of(tree: Tree) -> list[tuple[str, int, int]]:
+    return [(str(a.path), a.parent, a.target) for a in tree.aliases]
+
+
+def expected_aliases(tree: Tree) -> list[tuple[str, int, int]]:
     """Every registration (torch's ``_modules`` of each visited module) that is not a visited path."""
-    visited = set(tree.paths)
+    paths = paths_of(tree)
+    visited = set(paths)
     index = {id(m): i for i, m in enumerate(tree.modules)}
     out = []
-    for i, (path, module) in enumerate(zip(tree.paths, tree.modules, strict=True)):
+    for i, (path, module) in enumerate(zip(paths, tree.modules, strict=True)):
         for name, child in module._modules.items():
             registration = f"{path}.{name}" if path else name
             if child is not None and registration not in visited:
-                out.append(Alias(registration, i, index[id(child)]))
-    return sorted(out, key=lambda a: a.path)
+                out.append((registration, i, index[id(child)]))
+    return sorted(out)
 
 
 def assert_tree_is_torchs(model: nn.Module) -> Tree:
     """``walk(model)`` agrees with ``named_modules()`` and with the paths' own structure."""
     tree = walk(model)
     named = list(model.named_modules())  # torch: pre-order, each module once, at its first path
-    assert tree.paths == [path for path, _ in named]
+    paths = paths_of(tree)
+    assert paths == [path for path, _ in named]
     assert [id(m) for m in tree.modules] == [id(m) for _, m in named]
     n = len(tree)
-    for i, path in enumerate(tree.paths):
+    for i, path in enumerate(paths):
         assert tree.depths[i] == (path.count(".") + 1 if path else 0)
         if i == 0:
             assert tree.parents[i] == -1
         else:
-            assert tree.paths[tree.parents[i]] == path.rpartition(".")[0]
-        below = {j for j in range(n) if i == 0 or tree.paths[j].startswith(path + ".")} - {i}
+            assert paths[tree.parents[i]] == path.rpartition(".")[0]
+        below = {j for j in range(n) if i == 0 or paths[j].startswith(path + ".")} - {i}
         assert set(range(i + 1, tree.ends[i])) == below, path
-    assert sorted(tree.aliases, key=lambda a: a.path) == expected_aliases(tree)
+    assert sorted(aliases_of(tree)) == expected_aliases(tree)
+    assert tree.locate(paths) == {path: i for i, path in enumerate(paths)}
     assert tree.wrappers == []
     return tree
 
@@ -61,7 +74,7 @@ def test_order_equals_named_modules_on_a_normal_tree():
     model.register_module("empty", None)  # a None registration is skipped, as torch skips it
     tree = assert_tree_is_torchs(model)
     assert tree.aliases == []
-    assert tree.paths[:4] == ["", "embed", "encoder", "decoder"]
+    assert paths_of(tree)[:4] == ["", "embed", "encoder", "decoder"]
 
 
 def test_a_module_registered_twice_is_visited_once_and_kept_as_an_alias():
@@ -71,18 +84,15 @@ def test_a_module_registered_twice_is_visited_once_and_kept_as_an_alias():
     model.b = nn.Sequential(nn.Linear(4, 4), shared)
     model.c = model.a  # a whole subtree again
     tree = assert_tree_is_torchs(model)
-    index = tree.paths.index
-    assert tree.aliases == [
-        Alias("b.1", index("b"), index("a.0")),
-        Alias("c", 0, index("a")),
-    ]
+    index = paths_of(tree).index
+    assert aliases_of(tree) == [("b.1", index("b"), index("a.0")), ("c", 0, index("a"))]
 
 
 def test_one_module_twice_under_one_parent():
     cell = nn.RNNCell(2, 2)
     model = nn.Sequential(cell, nn.Tanh(), cell)
     tree = assert_tree_is_torchs(model)
-    assert tree.aliases == [Alias("2", 0, 1)]
+    assert aliases_of(tree) == [("2", 0, 1)]
 
 
 def test_cycles_terminate():
@@ -92,8 +102,8 @@ def test_cycles_terminate():
     inner.add_module("back", outer)  # outer -> inner -> outer
     inner.add_module("self", inner)  # inner -> inner
     tree = assert_tree_is_torchs(outer)
-    assert tree.paths == ["", "0", "inner", "inner.0"]
-    assert tree.aliases == [Alias("inner.back", 2, 0), Alias("inner.self", 2, 2)]
+    assert paths_of(tree) == ["", "0", "inner", "inner.0"]
+    assert aliases_of(tree) == [("inner.back", 2, 0), ("inner.self", 2, 2)]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -115,7 +125,7 @@ def test_five_thousand_deep_chain():
         list(root.named_modules())  # torch's recursive walk gives up
     tree = walk(root)
     assert [id(m) for m in tree.modules] == [id(m) for m in chain]
-    assert tree.paths == [".".join(["0"] * k) for k in range(5_001)]
+    assert paths_of(tree) == [".".join(["0"] * k) for k in range(5_001)]
     assert tree.depths == list(range(5_001))
     assert tree.parents == list(range(-1, 5_000))
     assert tree.ends == [5_001] * 5_001
@@ -152,7 +162,7 @@ def test_torch_compile_wrapper_is_seen_through():
     model = nn.Sequential(nn.Embedding(10, 4), nn.LSTM(4, 4))
     compiled = torch.compile(model)
     tree = walk(compiled)  # type: ignore[arg-type]
-    assert tree.wrappers == [("", "torch.compile (OptimizedModule)")]
+    assert [(str(node), label) for node, label in tree.wrappers] == [("", "torch.compile (OptimizedModule)")]
     assert [id(m) for m in tree.modules] == [id(m) for m in model.modules()]
     report = summarize(compiled)  # type: ignore[arg-type]
     assert report.wrappers == ("torch.compile (OptimizedModule)",)
@@ -204,3 +214,49 @@ def test_walk_counter_sees_each_traversal_once_and_nothing_else():
     model.stop_recording()
     walk(model)
     assert not hasattr(model, "walks")
+
+
+# --- paths as links: spelled out on demand ---
+
+
+def test_module_paths_spell_torchs_names_and_compare_by_spelling():
+    model = Seq2Seq()
+    tree = walk(model)
+    named = [path for path, _ in model.named_modules()]
+    assert [str(node) for node in tree.nodes] == named
+    assert [node.names() for node in tree.nodes] == [path.split(".") if path else [] for path in named]
+    assert [node.depth for node in tree.nodes] == tree.depths
+    again = walk(Seq2Seq())  # other links, same spelling: equal, and equal hashes
+    assert tree.nodes == again.nodes and tree.nodes is not again.nodes
+    assert [hash(a) for a in tree.nodes] == [hash(b) for b in again.nodes]
+    for node, path in zip(tree.nodes, named, strict=True):
+        assert node == path and path == node and hash(node) == hash(path)  # equal to its spelling as a str
+    assert {tree.nodes[3]: "x"}.get("decoder") == "x"
+    assert tree.nodes[1] != tree.nodes[2] and tree.nodes[1] != "embedx" and tree.nodes[1] != 1
+    assert ModulePath.of(["a", "b"]) != ModulePath.of(["a", "c"]) != ModulePath.of(["a"])
+    assert repr(ModulePath.of(["decoder", "cell"])) == "ModulePath('decoder.cell')"
+
+
+def test_module_paths_pickle_without_recursing_per_level():
+    deep = ModulePath.of(["0"] * 5_000)
+    back = pickle.loads(pickle.dumps(deep))
+    assert back == deep and back.depth == 5_000 and str(back) == ".".join(["0"] * 5_000)
+    assert pickle.loads(pickle.dumps(ModulePath.root())) == ""
+
+
+def test_locate_follows_names_and_leaves_out_what_is_not_there():
+    tree = walk(Seq2Seq())
+    paths = [tree.path(i) for i in range(len(tree))]
+    wanted = ["", "decoder.heads.0", "norm.2.1", "decoder.cell", "nope", "decoder.nope", "norm.2.1.x"]
+    assert tree.locate(wanted) == {p: paths.index(p) for p in wanted if p in paths}
+    assert tree.locate([]) == {}
+
+
+def test_a_deep_tree_holds_one_link_per_module_not_its_dotted_paths():
+    chain: nn.Module = nn.Linear(2, 2)
+    for _ in range(20_000):
+        chain = nn.Sequential(chain)
+    tree = walk(chain)
+    assert all(node.parent is tree.nodes[i - 1] for i, node in enumerate(tree.nodes) if i)  # one link each
+    assert all(node.name == "0" for node in tree.nodes[1:])  # the name under the parent, not the path
+    assert tree.path(20_000) == ".".join(["0"] * 20_000)

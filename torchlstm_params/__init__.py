@@ -48,6 +48,7 @@ from .sanity import CODES, SEVERITIES, check, find_problems, install_sanity_hook
 from .scan import NonFinite, ValueScan
 from .sizing import closest_configs, fit_hidden_size
 from .summary import summarize
+from .walk import ModulePath
 
 __version__ = "0.2.0"
 
@@ -74,6 +75,7 @@ __all__ = [
     "LayerCount",
     "LocalFigures",
     "ModuleAlias",
+    "ModulePath",
     "ModuleRow",
     "NonFinite",
     "NotAModuleError",

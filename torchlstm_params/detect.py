@@ -148,7 +148,7 @@ def _run_settings(dropout: object, batch_first: object) -> tuple[float, bool]:
     return require_dropout(dropout), bool(batch_first)
 
 
-def _validate(raw: _Raw, path: str, module: nn.Module) -> Detected:
+def _validate(raw: _Raw, path: object, module: nn.Module) -> Detected:
     origin, packed = _origin(module)
     values = dict(zip(SETTINGS, raw, strict=True))
     try:
@@ -164,13 +164,13 @@ def _validate(raw: _Raw, path: str, module: nn.Module) -> Detected:
         )
         dropout, batch_first = _run_settings(values["dropout"], values["batch_first"])
     except InvalidSettingsError as exc:
-        raise InvalidSettingsError(f"{path or '(root)'} ({type(module).__name__}): {exc}") from None
+        raise InvalidSettingsError(f"{str(path) or '(root)'} ({type(module).__name__}): {exc}") from None
     return Detected(spec, dropout, batch_first, origin, None, packed)
 
 
-def _registered(recognizer: Recognizer, module: nn.Module, path: str) -> Detected:
+def _registered(recognizer: Recognizer, module: nn.Module, path: object) -> Detected:
     cls = type(module)
-    where = f"{path or '(root)'} ({cls.__name__})"
+    where = f"{str(path) or '(root)'} ({cls.__name__})"
     callback = f"the settings function registered for {cls.__module__}.{cls.__qualname__}"
     try:
         settings = recognizer.settings(module)
@@ -209,14 +209,15 @@ def _registered(recognizer: Recognizer, module: nn.Module, path: str) -> Detecte
 
 def detect(
     module: nn.Module,
-    path: str = "",
+    path: object = "",
     memo: Memo | None = None,
     registry: Registry | None = None,
 ) -> Detected | None:
     """The recurrent settings of ``module``, or ``None`` when it is not recurrent.
 
     ``path`` only serves error messages: a module whose stored settings are
-    impossible raises :class:`InvalidSettingsError` naming it. ``memo`` (one
+    impossible raises :class:`InvalidSettingsError` naming it (anything whose
+    ``str`` is the path: the walk passes its links, spelled out only then). ``memo`` (one
     per summary) skips re-validating settings already seen, keyed by class,
     values and their types. A class in ``registry`` is read by its registered
     settings function first.

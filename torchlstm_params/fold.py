@@ -14,7 +14,7 @@ and ``Sequential`` number them) becomes one line (``blocks.0–39 ×40``); its c
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -86,27 +86,48 @@ class _Tree:
             if stack:
                 self.children[stack[-1]].append(i)
             stack.append(i)
-        self.own = {o.path: o for o in own}
+        at = self._locate([o.path for o in own] + [e.name for e in recurrent])
+        self.own = {at[o.path]: o for o in own if o.path in at}  # row index -> its own parameters
         self.signature = list(range(n))  # without folding, no two rows are alike
         if fold:
-            self._sign(recurrent, first_site if len(first_site) == n else [row.params for row in rows])
+            settings = {
+                at[e.name]: (e.spec, e.status, e.tensor_params, e.dropout, e.batch_first)
+                for e in recurrent
+                if e.name in at
+            }
+            self._sign(settings, first_site if len(first_site) == n else [row.params for row in rows])
 
-    def _sign(self, recurrent: Sequence[RecurrentEntry], first_site: Sequence[int]) -> None:
+    def _locate(self, paths: Sequence[str]) -> dict[str, int]:
+        """The row of each of ``paths`` that has one, followed name by name from the root's row: linear
+        in the rows, where spelling every row's path out would be quadratic in a deep tree's depth."""
         rows = self.rows
-        settings = {e.name: (e.spec, e.status, e.tensor_params, e.dropout, e.batch_first) for e in recurrent}
+        child = {(i, rows[c].path.name): c for i, children in enumerate(self.children) for c in children}
+        out: dict[str, int] = {}
+        for path in paths:
+            i = 0
+            for name in path.split(".") if path else ():
+                i = child.get((i, name), -1)
+                if i < 0:
+                    break
+            if i >= 0:
+                out[path] = i
+        return out
+
+    def _sign(self, settings: Mapping[int, tuple[object, ...]], first_site: Sequence[int]) -> None:
+        rows = self.rows
         interned: dict[tuple[object, ...], int] = {}
         for i in range(len(rows) - 1, -1, -1):
             row = rows[i]
-            own_here = self.own.get(row.name)
+            own_here = self.own.get(i)
             key = (
                 row.type,
                 row.params,
                 row.trainable_params,
                 row.uninitialized,
                 first_site[i],
-                settings.get(row.name),
+                settings.get(i),
                 None if own_here is None else (own_here.names, own_here.params, own_here.trainable_params),
-                tuple((rows[c].name.rpartition(".")[2], self.signature[c]) for c in self.children[i]),
+                tuple((rows[c].path.name, self.signature[c]) for c in self.children[i]),
             )
             self.signature[i] = interned.setdefault(key, len(interned))
 
@@ -116,7 +137,7 @@ class _Tree:
         out: list[list[int]] = []
         previous = None
         for c in self.children[i]:
-            name = self.rows[c].name.rpartition(".")[2]
+            name = self.rows[c].path.name
             number = int(name) if name.isdigit() else None
             alike = fold and out and number is not None and previous is not None and number == previous + 1
             if alike and self.signature[out[-1][0]] == self.signature[c]:
@@ -152,7 +173,7 @@ def module_lines(report: Report, max_depth: int | None, fold: bool = True) -> tu
             Line(label, row.name, row.type, row.depth, count, row.params, row.trainable_params, row.uninitialized)
         )
         children = tree.runs(i, fold)
-        own = tree.own.get(row.name)
+        own = tree.own.get(i)
         if children and own is not None and (max_depth is None or row.depth + 1 <= max_depth):
             lines.append(
                 Line(
@@ -168,7 +189,7 @@ def module_lines(report: Report, max_depth: int | None, fold: bool = True) -> tu
                 )
             )
         for members in reversed(children):
-            names = [rows[c].name.rpartition(".")[2] for c in members]
+            names = [rows[c].path.name for c in members]
             child_label = _join(label, names[0] if len(members) == 1 else _run_label(names))
             stack.append((members[0], child_label, count, len(members)))
     return lines, hidden

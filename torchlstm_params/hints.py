@@ -170,5 +170,5 @@ def find_hints(tree: Tree, recurrent: Collection[int]) -> tuple[Hint, ...]:
             f"({rec.rows}, {rec.cols}): {g} gate groups of hidden size {h}"
         )
         qualified = f"{cls.__module__}.{cls.__qualname__}"
-        hints.append(Hint(tree.paths[i], qualified, reason, g, h, _snippet(module, g, h, inp, rec, biases)))
+        hints.append(Hint(tree.path(i), qualified, reason, g, h, _snippet(module, g, h, inp, rec, biases)))
     return tuple(hints)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_DEPTH",
+    "PATH_LIMIT",
     "Table",
     "Text",
     "check_lines",
@@ -48,6 +49,7 @@ __all__ = [
     "render_report",
     "report_parts",
     "resolve_depth",
+    "shown_path",
 ]
 
 #: The module table's depth when neither the report nor the caller sets one (Lightning shows 1, torchinfo 3).
@@ -154,9 +156,32 @@ def resolve_depth(report: Report, max_depth: Depth) -> tuple[int | None, bool]:
     return max_depth, max_depth is not None
 
 
+#: Longer module paths are shortened on screen (``0.0.0.…(39,994 more).0.0.0``); JSON keeps them whole.
+PATH_LIMIT: Final = 80
+
+SHORTENED_NOTE = (
+    f"Paths over {PATH_LIMIT} characters are shortened: …(N more) stands for N names left out "
+    "(to_dict() and JSON output keep them whole)."
+)
+
+
+def shown_path(path: str) -> str:
+    """``path`` as a table cell: whole up to :data:`PATH_LIMIT` characters, else its first and last three
+    names around a count of the ones left out (or, for a few long names, its first and last characters)."""
+    if len(path) <= PATH_LIMIT:
+        return path
+    names = path.split(".")
+    if len(names) > 6:
+        short = f"{'.'.join(names[:3])}.…({len(names) - 6:,} more).{'.'.join(names[-3:])}"
+        if len(short) <= PATH_LIMIT:
+            return short
+    half = (PATH_LIMIT - 1) // 2
+    return f"{path[:half]}…{path[-half:]}"
+
+
 def _where(path: str) -> str:
     """A module path as messages show it: quoted, so that ``'1'`` does not read like a count."""
-    return f"'{path}'" if path else "(root)"
+    return f"'{shown_path(path)}'" if path else "(root)"
 
 
 def _yes(flag: bool) -> str:
@@ -173,7 +198,7 @@ def _percent(part: int, total: int) -> str:
 
 
 def _module_cells(line: Line, report: Report, pruned: dict[str, list[tuple[int, int | None]]]) -> tuple[str, ...]:
-    label = line.label or "(root)"
+    label = shown_path(line.label) or "(root)"
     if line.count > 1 and not line.own:
         label += f" ×{line.count:,}"
     params = f"{line.params:,}"
@@ -214,6 +239,8 @@ def _module_parts(report: Report, limit: int | None, fold: bool) -> list[Part]:
             f"{hidden:,} more module{'s' if hidden != 1 else ''} below depth {limit} "
             "(render(max_depth=None) or --depth all shows them)."
         )
+    if any(len(line.label) > PATH_LIMIT for line in lines):
+        notes.append(SHORTENED_NOTE)
     if notes:
         parts.append(_note(*notes))
     return parts
@@ -226,7 +253,7 @@ def module_table(report: Report, tablefmt: str = "simple", *, max_depth: Depth =
 
 
 def _group_label(group: RecurrentGroup) -> str:
-    return group.label + (f" ×{group.count:,}" if group.count > 1 else "")
+    return shown_path(group.label) + (f" ×{group.count:,}" if group.count > 1 else "")
 
 
 def _settings_rows(groups: Sequence[RecurrentGroup], keras: bool, proj: bool, color: bool) -> Table:
@@ -357,6 +384,8 @@ def _recurrent_parts(
         ]
         if any(g.count > 1 for g in groups):
             legend.append("×N: N alike recurrent modules; their figures are each one's.")
+        if any(len(g.label) > PATH_LIMIT for g in groups):
+            legend.append(SHORTENED_NOTE)
         if keras:
             legend.append(
                 "Keras: the same layer in Keras's convention (one bias per gate; a GRU with reset_after=True, "

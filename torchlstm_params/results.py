@@ -25,6 +25,7 @@ from .hints import Hint
 from .packed import PackedStorage
 from .recurrence import Recurrence
 from .scan import ValueScan
+from .walk import ModulePath
 
 __all__ = [
     "CheckResult",
@@ -48,7 +49,9 @@ class ModuleRow(NamedTuple):
     as immutable.
 
     Attributes:
-        name: the module's path (``""`` for the root), without rename-only wrappers' prefixes.
+        path: where the module sits (:class:`~torchlstm_params.walk.ModulePath`); ``name`` spells it.
+        name: the module's dotted path (``""`` for the root), without rename-only wrappers' prefixes,
+            spelled out from ``path`` on each read (rows of a deep tree hold links, not long strings).
         type: its class as a reader knows it (``LSTM (scripted)``; a full module path where two classes
             of the model share a name).
         depth: 0 for the root, 1 for its children, ...
@@ -58,13 +61,24 @@ class ModuleRow(NamedTuple):
         recurrent: whether the module itself is a recurrent module (see ``Report.recurrent``).
     """
 
-    name: str
+    path: ModulePath
     type: str
     depth: int
     params: int
     trainable_params: int
     uninitialized: int  # lazy tensors in the subtree, not counted in params
     recurrent: bool
+
+    @property
+    def name(self) -> str:
+        """The module's dotted path, spelled out now from ``path``."""
+        return str(self.path)
+
+    def to_dict(self, name: str | None = None) -> dict[str, Any]:
+        """JSON-ready: the path spelled out as ``name`` (or given, by a caller that spelled it already)."""
+        out = self._asdict()
+        del out["path"]
+        return {"name": str(self.path) if name is None else name, **out}
 
 
 class OwnParams(NamedTuple):
@@ -504,6 +518,8 @@ class Report:
             value = getattr(self, field.name)
             if field.name == "recurrent":
                 out["recurrent"] = [entry.to_dict() for entry in value]
+            elif field.name == "rows":
+                out["rows"] = [row.to_dict(name) for row, name in zip(value, _spelled(value), strict=True)]
             elif field.name == "check":
                 out["check"] = None if value is None else value.to_dict()
             else:
@@ -580,10 +596,28 @@ class Report:
         return fig
 
 
+def _spelled(rows: tuple[ModuleRow, ...]) -> list[str]:
+    """Every row's dotted path, each built from its parent row's (rows come parent first): the cost of
+    the characters written, where spelling each path from its links would cost its depth again."""
+    spelled: dict[int, str] = {}
+    out = []
+    for row in rows:
+        path = row.path
+        parent = path.parent
+        if parent is None or parent.parent is None:
+            name = path.name
+        else:
+            above = spelled.get(id(parent))
+            name = str(path) if above is None else f"{above}.{path.name}"
+        spelled[id(path)] = name
+        out.append(name)
+    return out
+
+
 def plain(value: Any) -> Any:
     """``value`` as JSON-ready data: dataclasses and named tuples as dicts, tuples as lists."""
     if isinstance(value, ModuleRow):
-        return value._asdict()
+        return value.to_dict()
     if isinstance(value, OwnParams):
         return {**value._asdict(), "names": list(value.names)}
     if isinstance(value, dict):

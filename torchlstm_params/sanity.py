@@ -167,19 +167,20 @@ def _finding_problems(entry: RecurrentEntry, strict: bool) -> list[Problem]:
 
 def _expectation_problems(summary: Summary, expect: Mapping[str, Mapping[str, object]]) -> list[Problem]:
     report, tree = summary.report, summary.tree
-    rows = {row.name: row for row in report.rows}
-    index = {p: i for i, p in enumerate(tree.paths)}
+    rows = {id(row.path): row for row in report.rows}  # rows hold the tree's own path links
     aliases = {a.path: a.same_as for a in report.aliases}
+    index = tree.locate(aliases.get(path, path) for path in expect if isinstance(path, str))
     recurrent = {e.name: e for e in report.recurrent}
     out = []
     for path, wanted in expect.items():
         path = aliases.get(path, path)
         if path not in index:
-            close = difflib.get_close_matches(path, tree.paths, n=3, cutoff=0.5)
+            paths = [tree.path(i) for i in range(len(tree))]
+            close = difflib.get_close_matches(path, paths, n=3, cutoff=0.5)
             hint = f"; closest: {', '.join(repr(c) for c in close)}" if close else ""
             out.append(_problem("MODULE_NOT_FOUND", path, f"no module at this path{hint}"))
             continue
-        row = rows.get(path)
+        row = rows.get(id(tree.nodes[index[path]]))
         entry = recurrent.get(path)
         found: dict[str, object] = {"type": type(tree.modules[index[path]]).__name__}
         if row is not None:
@@ -228,7 +229,7 @@ def weights_in_one_chunk(weights: Sequence[torch.Tensor]) -> bool:
 
 def _module_problems(summary: Summary, allow_frozen: tuple[str, ...], interface: str) -> list[Problem]:
     report, tree = summary.report, summary.tree
-    modules = dict(zip(tree.paths, tree.modules, strict=True))
+    modules = {path: tree.modules[i] for path, i in tree.locate(e.name for e in report.recurrent).items()}
     out: list[Problem] = []
     anything_trains = report.trainable_params > 0
     for entry in report.recurrent:

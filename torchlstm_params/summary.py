@@ -112,7 +112,7 @@ def summarize_tree(
     tree = walk(model)
     batch_shape = None
     if batch is not None or seq_len is not None or lengths is not None:
-        batch_shape = _BatchShape(batch, seq_len, None if lengths is None else list(lengths), tree.paths)
+        batch_shape = _BatchShape(batch, seq_len, None if lengths is None else list(lengths), tree)
     report = _report(tree, max_depth, default_registry if registry is None else registry, batch_shape)
     if dist.is_available() and dist.is_initialized():  # sharded parameters: add this rank's share (no collective)
         report = dataclasses.replace(report, local=local_figures_of(tree))
@@ -165,7 +165,7 @@ def summarize_stack(
         entry, spec=spec, formula=formula(spec, collapse=True), tensor_params=entry.tensor_params + params
     )
     if report.tokens is not None:
-        shape = _BatchShape(batch, seq_len, None if lengths is None else list(lengths), summary.tree.paths)
+        shape = _BatchShape(batch, seq_len, None if lengths is None else list(lengths), summary.tree)
         entry = shape.figures(entry, stand_in)
     by_dtype: dict[str, tuple[int, int]] = {}
     for p in layer_one:
@@ -231,7 +231,7 @@ def _detect_all(tree: Tree, registry: Registry) -> dict[int, tuple[Detected, For
             candidate = memo[cls] = may_be_recurrent(type(module), registry)
         if not candidate:
             continue
-        detected = detect(module, tree.paths[i], memo, registry)
+        detected = detect(module, tree.nodes[i], memo, registry)
         if detected is None:
             continue
         f = formulas.get(id(detected))
@@ -246,7 +246,7 @@ def _entry(
 ) -> RecurrentEntry:
     module = tree.modules[i]
     entry = RecurrentEntry(
-        name=tree.paths[i],
+        name=tree.path(i),
         type=type_name,
         spec=detected.spec,
         dropout=detected.dropout,
@@ -257,7 +257,7 @@ def _entry(
     )
     if exact and tensor_params == f.params:
         return entry
-    check = crosscheck(f, module, detected, tree.paths[i])
+    check = crosscheck(f, module, detected, tree.path(i))
     explanations = check.explanations
     extra = tensor_params - check.accounted
     if not detected.packed and extra > 0:
@@ -282,14 +282,14 @@ class _BatchShape:
     """
 
     def __init__(
-        self, batch: int | None, seq_len: int | Mapping[str, int] | None, lengths: list[int] | None, paths: list[str]
+        self, batch: int | None, seq_len: int | Mapping[str, int] | None, lengths: list[int] | None, tree: Tree
     ) -> None:
         self.batch, self.lengths = batch, lengths
         self.per_module: dict[str, int] | None = None
         if isinstance(seq_len, Mapping):
             if lengths is not None:
                 raise InvalidSettingsError("give either lengths= (a packed batch) or seq_len=, not both")
-            self.per_module = _per_module_lengths(batch, seq_len, paths)
+            self.per_module = _per_module_lengths(batch, seq_len, tree)
             self.seq_len: int | None = None
             self.tokens: int | None = None
         else:
@@ -348,12 +348,13 @@ class _BatchShape:
         )
 
 
-def _per_module_lengths(batch: int | None, seq_len: Mapping[str, int], paths: list[str]) -> dict[str, int]:
+def _per_module_lengths(batch: int | None, seq_len: Mapping[str, int], tree: Tree) -> dict[str, int]:
     """``seq_len``'s paths checked against the model's (a typo names the closest) and its lengths validated."""
-    known = set(paths)
+    known = tree.locate(path for path in seq_len if isinstance(path, str))
     out: dict[str, int] = {}
     for path, length in seq_len.items():
         if not isinstance(path, str) or path not in known:
+            paths = [tree.path(i) for i in range(len(tree))]
             close = difflib.get_close_matches(str(path), paths, n=3, cutoff=0.5)
             hint = f"; closest: {', '.join(repr(c) for c in close)}" if close else ""
             raise InvalidSettingsError(f"seq_len names no module at {path!r}{hint}")
@@ -407,19 +408,19 @@ def _packed_modules(tree: Tree) -> tuple[PackedModule, ...]:
     """Quantized Linear/Conv/Embedding modules, whose weights are packed out of ``parameters()``."""
     flags: dict[type, bool] = {}
     out = []
-    for path, module in zip(tree.paths, tree.modules, strict=True):
+    for i, module in enumerate(tree.modules):
         cls = type(module)
         flag = flags.get(cls)
         if flag is None:
             flag = flags[cls] = issubclass(cls, PACKED_CLASSES)
         if flag:
             params, storage = packed_module(module)
-            out.append(PackedModule(path, cls.__name__, params, storage))
+            out.append(PackedModule(tree.path(i), cls.__name__, params, storage))
     return tuple(out)
 
 
 def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: _BatchShape | None) -> Report:
-    modules, paths, depths = tree.modules, tree.paths, tree.depths
+    modules, depths = tree.modules, tree.depths
     recurrent = _detect_all(tree, registry)
     counts = tally(tree, {i: f for i, (_, f) in recurrent.items()})
     types = _type_names(modules)
@@ -432,7 +433,7 @@ def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: 
     sub, sub_train, sub_lazy = counts.params, counts.trainable, counts.lazy
     is_recurrent = [i in recurrent for i in range(len(tree))]
     make_row = ModuleRow._make  # tuple.__new__ on ready tuples: no per-row Python-level __new__
-    rows = tuple(map(make_row, zip(paths, types, depths, sub, sub_train, sub_lazy, is_recurrent, strict=True)))
+    rows = tuple(map(make_row, zip(tree.nodes, types, depths, sub, sub_train, sub_lazy, is_recurrent, strict=True)))
     first_site = counts.first_site
     if max_depth is not None:
         rows = tuple(row for row in rows if row.depth <= max_depth)
@@ -456,14 +457,14 @@ def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: 
         rows=rows,
         recurrent=tuple(entries),
         shared=tuple(SharedTensor(tuple(v), _numel_or_none(t)) for v, t in counts.shared_names),
-        aliases=tuple(ModuleAlias(a.path, paths[a.target]) for a in tree.aliases),
+        aliases=tuple(ModuleAlias(str(a.path), tree.path(a.target)) for a in tree.aliases),
         max_depth=max_depth,
         tokens=None if batch_shape is None else batch_shape.tokens,
-        wrappers=tuple(f"{path}: {label}" if path else label for path, label in tree.wrappers),
+        wrappers=tuple(f"{node}: {label}" if node.parent else label for node, label in tree.wrappers),
         own=_own(tree, counts.direct, counts.direct_trainable, counts.shared_names),
         first_site=tuple(first_site),
         pruned=tuple(
-            PrunedTensor(f"{paths[p.node]}.{p.name}" if paths[p.node] else p.name, p.params, p.kept)
+            PrunedTensor(f"{tree.path(p.node)}.{p.name}" if p.node else p.name, p.params, p.kept)
             for p in pruned_tensors(tree)
         ),
         batch=None if batch_shape is None else batch_shape.batch,
@@ -484,7 +485,7 @@ def _own(
     out = []
     with_children = (end > i + 1 for i, end in enumerate(tree.ends))
     for i in compress(range(len(direct)), map(all, zip(direct, with_children, strict=True))):
-        path = tree.paths[i]
+        path = tree.path(i)
         names = tuple(n for n, p in tree.modules[i]._parameters.items() if p is not None)
         if elsewhere:
             names = tuple(n for n in names if (f"{path}.{n}" if path else n) not in elsewhere)

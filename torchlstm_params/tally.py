@@ -63,7 +63,7 @@ def _value(tensor: torch.Tensor) -> tuple[int, int, int]:
 def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
     """Count ``tree``'s parameters; ``formulas`` maps recurrent nodes to what they should hold."""
     n = len(tree)
-    modules, paths = tree.modules, tree.paths
+    modules = tree.modules
     own = [0] * n
     own_train = [0] * n
     own_lazy = [0] * n
@@ -131,7 +131,7 @@ def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
                 k = p.numel()
             except ValueError:  # UninitializedParameter: shape unknown until the first forward
                 own_lazy[i] += 1
-                result.uninitialized.append(_join(paths[i], name))
+                result.uninitialized.append(_join(tree.path(i), name))
                 continue
             if p.dtype is not run_dtype:  # dtypes come in long runs: one dict update per run
                 by_dtype[run_dtype] = by_dtype.get(run_dtype, 0) + run
@@ -226,7 +226,7 @@ def _take_back_repeats(
     tensors: dict[int, torch.Tensor],
 ) -> None:
     """Remove the second and later registrations of a tensor from the node counts; keep them as sites."""
-    modules, paths = tree.modules, tree.paths
+    modules = tree.modules
     first_pos: dict[int, int] = {}
     names: dict[int, list[str]] = {}
     for pos, key in enumerate(ids):
@@ -238,16 +238,16 @@ def _take_back_repeats(
         if key not in names:
             first_node = first[key] = _node_at(starts, earlier)
             first_name, _ = _registration(modules[first_node], key, earlier - starts[first_node])
-            names[key] = [_join(paths[first_node], first_name)]
+            names[key] = [_join(tree.path(first_node), first_name)]
             tensors[key] = p
-        names[key].append(_join(paths[node], name))
+        names[key].append(_join(tree.path(node), name))
         sites.setdefault(key, []).append(node)
         k, k_train, lazy = _value(p)
         result.params[node] -= k
         result.trainable[node] -= k_train
         result.lazy[node] -= lazy
         if lazy:
-            result.uninitialized.remove(_join(paths[node], name))
+            result.uninitialized.remove(_join(tree.path(node), name))
         else:
             dtype_sums[0][p.dtype] -= k
             dtype_sums[1][p.dtype] = dtype_sums[1].get(p.dtype, 0) - k_train
