@@ -9,6 +9,7 @@ from torch.nn.utils import prune
 from tests.helpers import cell, numel
 from torchlstm_params import summarize
 from torchlstm_params.pruning import pruned_tensors
+from torchlstm_params.tally import tally
 from torchlstm_params.walk import walk
 
 
@@ -65,3 +66,16 @@ def test_summarize_leaves_a_pruned_model_as_it_was():
     summarize(model)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert dict(model[0]._forward_pre_hooks) == hooks
+
+
+def test_the_tally_names_the_nodes_that_can_hold_a_pruned_tensor():
+    model = pruned_model()
+    model.append(nn.LSTM(4, 4))
+    prune.random_unstructured(model[3], "weight_hh_l0", amount=0.5)  # a recurrent tensor pruned too
+    tree = walk(model)
+    counts = tally(tree, {})
+    holders = [i for i, m in enumerate(tree.modules) if any(n.endswith("_orig") for n in m._parameters)]
+    assert counts.orig_nodes == holders == [1, 3, 4]
+    every = [(p.node, p.name, p.params) for p in pruned_tensors(tree)]  # every node's hooks read
+    assert [(p.node, p.name, p.params) for p in pruned_tensors(tree, counts.orig_nodes)] == every
+    assert every[-1] == (4, "weight_hh_l0", 4 * 4 * 4)

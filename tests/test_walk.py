@@ -231,7 +231,8 @@ def test_module_paths_spell_torchs_names_and_compare_by_spelling():
     assert [hash(a) for a in tree.nodes] == [hash(b) for b in again.nodes]
     for node, path in zip(tree.nodes, named, strict=True):
         assert node == path and path == node and hash(node) == hash(path)  # equal to its spelling as a str
-    assert {tree.nodes[3]: "x"}.get("decoder") == "x"
+    by_path: dict[object, str] = {tree.nodes[3]: "x"}
+    assert by_path.get("decoder") == "x"
     assert tree.nodes[1] != tree.nodes[2] and tree.nodes[1] != "embedx" and tree.nodes[1] != 1
     assert ModulePath.of(["a", "b"]) != ModulePath.of(["a", "c"]) != ModulePath.of(["a"])
     assert repr(ModulePath.of(["decoder", "cell"])) == "ModulePath('decoder.cell')"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from itertools import compress
 
 from torch import nn
 
@@ -138,9 +139,17 @@ def _snippet(module: nn.Module, g: int, h: int, inp: _Matrix, rec: _Matrix, bias
     return "\n".join(lines)
 
 
+def _torch_class(cls: type) -> bool:
+    return cls.__module__ == "torch" or cls.__module__.startswith("torch.")
+
+
 def find_hints(tree: Tree, recurrent: Collection[int]) -> tuple[Hint, ...]:
     """The modules of ``tree`` that look recurrent, outside the ``recurrent`` nodes' subtrees and ancestors."""
     n = len(tree)
+    # Only a module of a class outside torch can hint; most models have few such classes, often none.
+    outside = {cls for cls in set(map(type, tree.modules)) if not _torch_class(cls)}
+    if not outside:
+        return ()
     covered = [False] * n
     for r in recurrent:
         for i in range(r, tree.ends[r]):  # the recognised module and everything inside it
@@ -149,17 +158,13 @@ def find_hints(tree: Tree, recurrent: Collection[int]) -> tuple[Hint, ...]:
         while parent != -1 and not covered[parent]:  # and every module that holds it
             covered[parent] = True
             parent = tree.parents[parent]
-    own_class: dict[type, bool] = {}
     hints = []
-    for i, module in enumerate(tree.modules):
-        if covered[i]:
+    modules = tree.modules
+    for i in compress(range(n), map(outside.__contains__, map(type, modules))):
+        module = modules[i]
+        if covered[i] or not (module._parameters or module._modules):
             continue
         cls = type(module)
-        torch_class = own_class.get(cls)
-        if torch_class is None:
-            torch_class = own_class[cls] = cls.__module__ == "torch" or cls.__module__.startswith("torch.")
-        if torch_class or not (module._parameters or module._modules):
-            continue
         found = _evidence(module)
         if found is None:
             continue

@@ -9,6 +9,7 @@ kept entries reads the mask's values, which is skipped on the ``meta`` device (n
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import compress
 from operator import attrgetter
@@ -33,10 +34,16 @@ class Pruned:
     kept: int | None  # None where the mask has no values to read (meta device)
 
 
-def pruned_tensors(tree: Tree) -> list[Pruned]:
-    """Every tensor of ``tree`` under a ``torch.nn.utils.prune`` method, in walk order."""
+def pruned_tensors(tree: Tree, nodes: Iterable[int] | None = None) -> list[Pruned]:
+    """Every tensor of ``tree`` under a ``torch.nn.utils.prune`` method, in walk order.
+
+    ``nodes``: the only nodes that can hold one, in walk order (a pruned tensor ``weight`` is kept as
+    the parameter ``weight_orig``: the tally names the nodes with such a parameter on its way, so
+    that the hooks of the others are never read); ``None``: every node.
+    """
     out: list[Pruned] = []
-    hooked = compress(range(len(tree)), map(_PRE_HOOKS, tree.modules))  # one C-level pass; few have hooks
+    candidates = range(len(tree)) if nodes is None else nodes
+    hooked = compress(candidates, map(_PRE_HOOKS, map(tree.modules.__getitem__, candidates)))
     for i in hooked:
         module = tree.modules[i]
         for hook in module._forward_pre_hooks.values():

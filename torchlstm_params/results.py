@@ -48,10 +48,11 @@ class ModuleRow(NamedTuple):
     and ``benchmarks/bench_summarize`` measures it cheaper to build while just
     as immutable.
 
+    ``name`` is the module's dotted path (``""`` for the root), without rename-only wrappers'
+    prefixes, spelled out from ``path`` on each read: rows of a deep tree hold links, not long strings.
+
     Attributes:
         path: where the module sits (:class:`~torchlstm_params.walk.ModulePath`); ``name`` spells it.
-        name: the module's dotted path (``""`` for the root), without rename-only wrappers' prefixes,
-            spelled out from ``path`` on each read (rows of a deep tree hold links, not long strings).
         type: its class as a reader knows it (``LSTM (scripted)``; a full module path where two classes
             of the model share a name).
         depth: 0 for the root, 1 for its children, ...

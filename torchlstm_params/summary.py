@@ -406,16 +406,13 @@ def _activation_dtype(module: nn.Module) -> str:
 
 def _packed_modules(tree: Tree) -> tuple[PackedModule, ...]:
     """Quantized Linear/Conv/Embedding modules, whose weights are packed out of ``parameters()``."""
-    flags: dict[type, bool] = {}
+    modules = tree.modules
+    packed = {cls for cls in set(map(type, modules)) if issubclass(cls, PACKED_CLASSES)}
     out = []
-    for i, module in enumerate(tree.modules):
-        cls = type(module)
-        flag = flags.get(cls)
-        if flag is None:
-            flag = flags[cls] = issubclass(cls, PACKED_CLASSES)
-        if flag:
-            params, storage = packed_module(module)
-            out.append(PackedModule(tree.path(i), cls.__name__, params, storage))
+    if packed:
+        for i in compress(range(len(modules)), map(packed.__contains__, map(type, modules))):
+            params, storage = packed_module(modules[i])
+            out.append(PackedModule(tree.path(i), type(modules[i]).__name__, params, storage))
     return tuple(out)
 
 
@@ -431,7 +428,9 @@ def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: 
     if batch_shape is not None:
         entries = [batch_shape.figures(e, modules[i]) for e, i in zip(entries, recurrent, strict=True)]
     sub, sub_train, sub_lazy = counts.params, counts.trainable, counts.lazy
-    is_recurrent = [i in recurrent for i in range(len(tree))]
+    is_recurrent = [False] * len(tree)
+    for i in recurrent:
+        is_recurrent[i] = True
     make_row = ModuleRow._make  # tuple.__new__ on ready tuples: no per-row Python-level __new__
     rows = tuple(map(make_row, zip(tree.nodes, types, depths, sub, sub_train, sub_lazy, is_recurrent, strict=True)))
     first_site = counts.first_site
@@ -465,7 +464,7 @@ def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: 
         first_site=tuple(first_site),
         pruned=tuple(
             PrunedTensor(f"{tree.path(p.node)}.{p.name}" if p.node else p.name, p.params, p.kept)
-            for p in pruned_tensors(tree)
+            for p in pruned_tensors(tree, counts.orig_nodes)
         ),
         batch=None if batch_shape is None else batch_shape.batch,
         seq_len=None
@@ -483,8 +482,8 @@ def _own(
     at its first site)."""
     elsewhere = {name for names, _ in shared for name in names[1:]}  # registrations counted at an earlier site
     out = []
-    with_children = (end > i + 1 for i, end in enumerate(tree.ends))
-    for i in compress(range(len(direct)), map(all, zip(direct, with_children, strict=True))):
+    with_children = sorted(set(tree.parents[1:]))  # the nodes that are some node's parent
+    for i in compress(with_children, map(direct.__getitem__, with_children)):
         path = tree.path(i)
         names = tuple(n for n, p in tree.modules[i]._parameters.items() if p is not None)
         if elsewhere:

@@ -42,6 +42,7 @@ class Tally:
     first_site: list[int] = field(
         default_factory=list
     )  # per node: its subtree's, a shared tensor at its first site only
+    orig_nodes: list[int] = field(default_factory=list)  # nodes with a parameter named *_orig (torch's prune)
 
 
 _metadata = attrgetter("shape", "requires_grad", "dtype")
@@ -123,9 +124,12 @@ def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
         if not params:
             continue
         acc = acc_train = 0
+        orig = False
         for name, p in params.items():
             if p is None:
                 continue
+            if name.endswith("_orig"):
+                orig = True
             push(id(p))
             try:
                 k = p.numel()
@@ -144,6 +148,8 @@ def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
                 run_train += k
         own[i] = acc
         own_train[i] = acc_train
+        if orig:
+            result.orig_nodes.append(i)
     by_dtype[run_dtype] = by_dtype.get(run_dtype, 0) + run
     train_by_dtype[run_dtype] = train_by_dtype.get(run_dtype, 0) + run_train
     result.buffer_count = len(buffers_seen)

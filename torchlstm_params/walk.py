@@ -51,6 +51,11 @@ class ModulePath:
     >>> root = ModulePath.root()
     >>> str(root.child("encoder").child("0")), root.child("encoder").depth
     ('encoder.0', 1)
+
+    Attributes:
+        depth: 0 for the root, 1 for its children, ...
+        name: the module's name under its parent (``""`` for the root).
+        parent: the parent's path (None for the root).
     """
 
     __slots__ = ("depth", "name", "parent")
