@@ -150,7 +150,10 @@ def test_result_types_are_frozen_slots_dataclasses(cls: type):
 def test_module_rows_are_named_tuples_and_turn_into_dicts(report: Report):
     row = report.rows[0]
     assert isinstance(row, ModuleRow) and isinstance(row, tuple)
-    assert plain(row) == row._asdict() == report.to_dict()["rows"][0]
+    fields = row._asdict()
+    spelled = {"name": str(fields.pop("path")), **fields}  # the link spelled out, in the name's place
+    assert plain(row) == row.to_dict() == spelled == report.to_dict()["rows"][0]
+    assert list(spelled) == ["name", "type", "depth", "params", "trainable_params", "uninitialized", "recurrent"]
 
 
 def test_plain_turns_dataclasses_and_tuples_into_json_data():
