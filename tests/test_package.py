@@ -42,11 +42,14 @@ def classes_in(hint: object) -> set[type]:
 
 
 def hinted_classes(obj: object) -> set[type]:
-    """The classes a function's parameters and return name, or a class's fields and properties name."""
+    """The classes a function's parameters and return name, or a class's fields, properties and generic
+    bases name."""
     found: set[type] = set()
     for hint in typing.get_type_hints(obj).values():
         found |= classes_in(hint)
     if isinstance(obj, type):
+        for base in getattr(obj, "__orig_bases__", ()):  # Sequence[ModuleRow]: the items of a sequence type
+            found |= classes_in(base)
         for attr in vars(obj).values():
             if isinstance(attr, property) and attr.fget is not None:
                 found |= classes_in(typing.get_type_hints(attr.fget).get("return"))

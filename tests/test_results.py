@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import pickle
 import warnings
 from typing import Any
 
@@ -17,7 +18,9 @@ from torchlstm_params import (
     Compute,
     DtypeUsage,
     ModuleAlias,
+    ModulePath,
     ModuleRow,
+    ModuleRows,
     RecurrentEntry,
     Report,
     RNNSpec,
@@ -180,3 +183,63 @@ def test_rows_spell_their_paths_from_links_and_to_dict_spells_them_whole():
     assert [r["name"] for r in report.to_dict()["rows"]] == named
     assert "path" not in report.to_dict()["rows"][0]
     assert summarize(model) == report  # equal reports, though their links are other objects
+
+
+class _Seq2Seq(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(10, 4)
+        self.encoder = nn.LSTM(4, 6, num_layers=2, bidirectional=True)
+        self.decoder = nn.ModuleDict({"cell": nn.GRUCell(12, 6), "heads": nn.ModuleList([nn.Linear(6, 3)])})
+        self.norm = nn.Sequential(nn.LayerNorm(6), nn.Sequential(nn.Dropout(), nn.Identity()))
+
+
+def test_module_paths_spell_torchs_names_and_compare_by_spelling():
+    model = _Seq2Seq()
+    report = summarize(model)
+    named = [path for path, _ in model.named_modules()]
+    paths = [row.path for row in report.rows]
+    assert [str(p) for p in paths] == named
+    assert [p.names() for p in paths] == [path.split(".") if path else [] for path in named]
+    assert [p.depth for p in paths] == [row.depth for row in report.rows]
+    again = [row.path for row in summarize(_Seq2Seq()).rows]  # other links, same spelling: equal, same hashes
+    assert paths == again and all(a is not b for a, b in zip(paths, again, strict=True))
+    assert [hash(a) for a in paths] == [hash(b) for b in again]
+    for p, path in zip(paths, named, strict=True):
+        assert p == path and path == p and hash(p) == hash(path)  # equal to its spelling as a str
+    by_path: dict[object, str] = {paths[named.index("decoder")]: "x"}
+    assert by_path.get("decoder") == "x"
+    assert paths[1] != paths[2] and paths[1] != "embedx" and paths[1] != 1
+    assert ModulePath.of(["a", "b"]) != ModulePath.of(["a", "c"]) != ModulePath.of(["a"])
+    assert repr(ModulePath.of(["decoder", "cell"])) == "ModulePath('decoder.cell')"
+    assert report.rows[named.index("decoder.heads.0")].path.parent is report.rows[named.index("decoder.heads")].path
+
+
+def test_module_paths_pickle_without_recursing_per_level():
+    deep = ModulePath.of(["0"] * 5_000)
+    back = pickle.loads(pickle.dumps(deep))
+    assert back == deep and back.depth == 5_000 and str(back) == ".".join(["0"] * 5_000)
+    assert pickle.loads(pickle.dumps(ModulePath.root())) == ""
+
+
+def test_module_rows_are_a_sequence_built_as_read():
+    model = _Seq2Seq()
+    report = summarize(model)
+    rows = report.rows
+    assert isinstance(rows, ModuleRows) and len(rows) == len(list(model.modules()))
+    named = [path for path, _ in model.named_modules()]
+    expected = [sum(p.numel() for p in m.parameters()) for _, m in model.named_modules()]  # torch's own
+    assert [r.name for r in rows] == named and [r.params for r in rows] == expected
+    assert rows[-1] == rows[len(rows) - 1] and rows[1:3] == (rows[1], rows[2]) and rows[::-1][0] == rows[-1]
+    assert rows == tuple(rows) and rows == list(rows) and tuple(rows) == rows and rows != rows[1:]
+    assert rows == summarize(_Seq2Seq()).rows and hash(rows) == hash(summarize(_Seq2Seq()).rows)
+    assert rows.find("decoder.heads.0") == rows[named.index("decoder.heads.0")]
+    assert rows.find("decoder.nope") is None and rows.find("") == rows[0]
+    shallow = summarize(model, max_depth=1).rows
+    assert [r.name for r in shallow] == [p for p in named if p.count(".") < 1]
+    assert shallow.find("decoder") is not None and shallow.find("decoder.cell") is None  # below max_depth
+    assert pickle.loads(pickle.dumps(rows)) == rows
+    with pytest.raises(IndexError):
+        rows[len(rows)]
+    assert repr(rows) == f"<ModuleRows: {len(rows):,} rows>"
+    assert rows.spelled() == named

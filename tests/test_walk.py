@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
-
 import pytest
 import torch
 import torch.distributed as dist
@@ -13,7 +11,7 @@ from torch import nn
 from tests.helpers import WalkCountedModel, free_port, numel
 from tests.strategies import Graph, module_graphs
 from torchlstm_params import summarize
-from torchlstm_params.walk import ModulePath, Tree, unique_parameters, unwrap, walk
+from torchlstm_params.walk import Tree, unique_parameters, unwrap, walk
 
 
 def paths_of(tree: Tree) -> list[str]:
@@ -21,7 +19,7 @@ def paths_of(tree: Tree) -> list[str]:
 
 
 def aliases_of(tree: Tree) -> list[tuple[str, int, int]]:
-    return [(str(a.path), a.parent, a.target) for a in tree.aliases]
+    return [(tree.alias_path(a), a.parent, a.target) for a in tree.aliases]
 
 
 def expected_aliases(tree: Tree) -> list[tuple[str, int, int]]:
@@ -219,30 +217,12 @@ def test_walk_counter_sees_each_traversal_once_and_nothing_else():
 # --- paths as links: spelled out on demand ---
 
 
-def test_module_paths_spell_torchs_names_and_compare_by_spelling():
+def test_paths_are_spelled_from_names_under_parents():
     model = Seq2Seq()
     tree = walk(model)
     named = [path for path, _ in model.named_modules()]
-    assert [str(node) for node in tree.nodes] == named
-    assert [node.names() for node in tree.nodes] == [path.split(".") if path else [] for path in named]
-    assert [node.depth for node in tree.nodes] == tree.depths
-    again = walk(Seq2Seq())  # other links, same spelling: equal, and equal hashes
-    assert tree.nodes == again.nodes and tree.nodes is not again.nodes
-    assert [hash(a) for a in tree.nodes] == [hash(b) for b in again.nodes]
-    for node, path in zip(tree.nodes, named, strict=True):
-        assert node == path and path == node and hash(node) == hash(path)  # equal to its spelling as a str
-    by_path: dict[object, str] = {tree.nodes[3]: "x"}
-    assert by_path.get("decoder") == "x"
-    assert tree.nodes[1] != tree.nodes[2] and tree.nodes[1] != "embedx" and tree.nodes[1] != 1
-    assert ModulePath.of(["a", "b"]) != ModulePath.of(["a", "c"]) != ModulePath.of(["a"])
-    assert repr(ModulePath.of(["decoder", "cell"])) == "ModulePath('decoder.cell')"
-
-
-def test_module_paths_pickle_without_recursing_per_level():
-    deep = ModulePath.of(["0"] * 5_000)
-    back = pickle.loads(pickle.dumps(deep))
-    assert back == deep and back.depth == 5_000 and str(back) == ".".join(["0"] * 5_000)
-    assert pickle.loads(pickle.dumps(ModulePath.root())) == ""
+    assert [tree.path(i) for i in range(len(tree))] == named
+    assert tree.names == [path.rpartition(".")[2] for path in named]  # each module's name under its parent
 
 
 def test_locate_follows_names_and_leaves_out_what_is_not_there():
@@ -253,11 +233,11 @@ def test_locate_follows_names_and_leaves_out_what_is_not_there():
     assert tree.locate([]) == {}
 
 
-def test_a_deep_tree_holds_one_link_per_module_not_its_dotted_paths():
+def test_a_deep_tree_holds_one_name_per_module_not_its_dotted_paths():
     chain: nn.Module = nn.Linear(2, 2)
     for _ in range(20_000):
         chain = nn.Sequential(chain)
     tree = walk(chain)
-    assert all(node.parent is tree.nodes[i - 1] for i, node in enumerate(tree.nodes) if i)  # one link each
-    assert all(node.name == "0" for node in tree.nodes[1:])  # the name under the parent, not the path
+    assert tree.names == ["", *["0"] * 20_000]  # the name under the parent, not the path
+    assert tree.parents == list(range(-1, 20_000))
     assert tree.path(20_000) == ".".join(["0"] * 20_000)

@@ -36,7 +36,9 @@ from .results import (
     CheckResult,
     DtypeUsage,
     ModuleAlias,
+    ModulePath,
     ModuleRow,
+    ModuleRows,
     OwnParams,
     PackedModule,
     PrunedTensor,
@@ -48,7 +50,6 @@ from .sanity import CODES, SEVERITIES, check, find_problems, install_sanity_hook
 from .scan import NonFinite, ValueScan
 from .sizing import closest_configs, fit_hidden_size
 from .summary import summarize
-from .walk import ModulePath
 
 __version__ = "0.2.0"
 
@@ -77,6 +78,7 @@ __all__ = [
     "ModuleAlias",
     "ModulePath",
     "ModuleRow",
+    "ModuleRows",
     "NonFinite",
     "NotAModuleError",
     "OnnxFile",

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 from .crosscheck import Explanation, TensorFinding
 from .distributed import LocalFigures
@@ -25,13 +25,14 @@ from .hints import Hint
 from .packed import PackedStorage
 from .recurrence import Recurrence
 from .scan import ValueScan
-from .walk import ModulePath
 
 __all__ = [
     "CheckResult",
     "DtypeUsage",
     "ModuleAlias",
+    "ModulePath",
     "ModuleRow",
+    "ModuleRows",
     "OwnParams",
     "PackedModule",
     "PrunedTensor",
@@ -39,6 +40,90 @@ __all__ = [
     "Report",
     "SharedTensor",
 ]
+
+
+class ModulePath:
+    """Where a module sits: its name under its parent and the parent's ``ModulePath``.
+
+    ``str(path)`` spells the dotted path (``"encoder.layers.0"``; ``""`` for the root), built
+    on each call from the links, so that the paths of a deep tree take memory linear in its
+    depth. Two paths are equal when they spell the same; a path also equals its spelling
+    as a ``str``.
+
+    >>> root = ModulePath.root()
+    >>> str(root.child("encoder").child("0")), root.child("encoder").depth
+    ('encoder.0', 1)
+
+    Attributes:
+        depth: 0 for the root, 1 for its children, ...
+        name: the module's name under its parent (``""`` for the root).
+        parent: the parent's path (None for the root).
+    """
+
+    __slots__ = ("depth", "name", "parent")
+
+    name: str
+    parent: ModulePath | None
+    depth: int
+
+    def __init__(self, name: str, parent: ModulePath | None, depth: int) -> None:
+        self.name, self.parent, self.depth = name, parent, depth
+
+    @staticmethod
+    def root() -> ModulePath:
+        return ModulePath("", None, 0)
+
+    @staticmethod
+    def of(names: Iterable[str]) -> ModulePath:
+        """The path whose names from the root's child down are ``names``."""
+        path = ModulePath.root()
+        for name in names:
+            path = path.child(name)
+        return path
+
+    def child(self, name: str) -> ModulePath:
+        return ModulePath(name, self, self.depth + 1)
+
+    def names(self) -> list[str]:
+        """The names from the root's child down to this module (``[]`` for the root)."""
+        out = []
+        node: ModulePath | None = self
+        while node is not None and node.parent is not None:
+            out.append(node.name)
+            node = node.parent
+        out.reverse()
+        return out
+
+    def __str__(self) -> str:
+        parent = self.parent
+        if parent is None or parent.parent is None:  # the root, or a child of the root
+            return self.name
+        if parent.parent.parent is None:  # the common shallow case, without a list
+            return f"{parent.name}.{self.name}"
+        return ".".join(self.names())
+
+    def __repr__(self) -> str:
+        return f"ModulePath({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return str(self) == other
+        if not isinstance(other, ModulePath):
+            return NotImplemented
+        a: ModulePath | None = self
+        b: ModulePath | None = other
+        while a is not b:  # links shared from some ancestor up are equal without reading further
+            if a is None or b is None or a.name != b.name or a.depth != b.depth:
+                return False
+            a, b = a.parent, b.parent
+        return True
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __reduce__(self) -> tuple[object, tuple[list[str]]]:
+        # By names, not by links: pickle would recurse once per level on the links.
+        return ModulePath.of, (self.names(),)
 
 
 class ModuleRow(NamedTuple):
@@ -80,6 +165,152 @@ class ModuleRow(NamedTuple):
         out = self._asdict()
         del out["path"]
         return {"name": str(self.path) if name is None else name, **out}
+
+
+class ModuleRows(Sequence[ModuleRow]):
+    """The report's module rows, in walk order (a module before its children), one per module
+    down to the report's ``max_depth``.
+
+    Kept as columns, one entry per module, and built into :class:`ModuleRow` when read: a
+    summary makes no row and no path link that nobody reads. A row's :class:`ModulePath` is made
+    on its first read (with its ancestors') and shared by later reads, so reading every row of a
+    chain ``depth`` deep takes ``depth`` links. Compares equal to any sequence of the same rows.
+    """
+
+    __slots__ = (
+        "_depths",
+        "_lazy",
+        "_links",
+        "_names",
+        "_params",
+        "_parents",
+        "_recurrent",
+        "_shown",
+        "_trainable",
+        "_types",
+    )
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        parents: Sequence[int],
+        types: Sequence[str],
+        depths: Sequence[int],
+        params: Sequence[int],
+        trainable: Sequence[int],
+        lazy: Sequence[int],
+        recurrent: Sequence[bool],
+        shown: Sequence[int] | None = None,
+    ) -> None:
+        """One entry per module, in walk order (``parents``: -1 for the root); ``shown``: the
+        modules that get a row (default: every one)."""
+        self._names, self._parents, self._types, self._depths = names, parents, types, depths
+        self._params, self._trainable, self._lazy, self._recurrent = params, trainable, lazy, recurrent
+        self._shown: Sequence[int] = range(len(names)) if shown is None else shown
+        self._links: list[ModulePath | None] = [None] * len(names)
+
+    def __len__(self) -> int:
+        return len(self._shown)
+
+    @overload
+    def __getitem__(self, k: int) -> ModuleRow: ...
+    @overload
+    def __getitem__(self, k: slice) -> tuple[ModuleRow, ...]: ...
+    def __getitem__(self, k: int | slice) -> ModuleRow | tuple[ModuleRow, ...]:
+        if isinstance(k, slice):
+            return tuple(self._row(i) for i in self._shown[k])
+        return self._row(self._shown[k])
+
+    def __iter__(self) -> Iterator[ModuleRow]:
+        return map(self._row, self._shown)
+
+    def _row(self, i: int) -> ModuleRow:
+        return ModuleRow(
+            self._link(i),
+            self._types[i],
+            self._depths[i],
+            self._params[i],
+            self._trainable[i],
+            self._lazy[i],
+            self._recurrent[i],
+        )
+
+    def _link(self, i: int) -> ModulePath:
+        """Module ``i``'s path link, made now with any of its ancestors' not made yet (iteratively)."""
+        links = self._links
+        link = links[i]
+        if link is not None:
+            return link
+        missing = []
+        j = i
+        while j >= 0 and links[j] is None:
+            missing.append(j)
+            j = self._parents[j]
+        above = links[j] if j >= 0 else None
+        for k in reversed(missing):
+            above = links[k] = ModulePath(self._names[k], above, self._depths[k])
+        assert above is not None
+        return above
+
+    def find(self, path: str) -> ModuleRow | None:
+        """The row of the module at ``path``, followed name by name (None: no such module has a row)."""
+        names, parents = self._names, self._parents
+        child = {(parents[i], names[i]): i for i in range(1, len(names))}
+        i = 0
+        for name in path.split(".") if path else ():
+            i = child.get((i, name), -1)
+            if i < 0:
+                return None
+        shown = self._shown
+        if isinstance(shown, range) or i in set(shown):
+            return self._row(i)
+        return None
+
+    def spelled(self) -> list[str]:
+        """Every row's dotted path, each built from its parent's: the cost of the characters
+        written, where spelling each path from the root would cost its depth again."""
+        names, parents = self._names, self._parents
+        spelled: dict[int, str] = {}
+        out = []
+        for i in self._shown:
+            parent = parents[i]
+            if parent <= 0:
+                name = names[i]
+            else:
+                above = spelled.get(parent)
+                name = f"{above}.{names[i]}" if above is not None else str(self._link(i))
+            spelled[i] = name
+            out.append(name)
+        return out
+
+    def with_added(self, params: int, trainable: int) -> ModuleRows:
+        """These rows with ``params`` elements (``trainable`` of them trainable) added to every module."""
+        return ModuleRows(
+            self._names,
+            self._parents,
+            self._types,
+            self._depths,
+            [k + params for k in self._params],
+            [k + trainable for k in self._trainable],
+            self._lazy,
+            self._recurrent,
+            self._shown,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ModuleRows | tuple | list):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=False))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"<ModuleRows: {len(self):,} rows>"
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        columns = (self._names, self._parents, self._types, self._depths, self._params, self._trainable)
+        return ModuleRows, (*map(list, columns), list(self._lazy), list(self._recurrent), list(self._shown))
 
 
 class OwnParams(NamedTuple):
@@ -430,7 +661,8 @@ class Report:
         buffer_count: unique buffers (lazy ones included).
         buffer_elements: their elements.
         buffer_bytes: their bytes.
-        rows: one per module down to ``max_depth``, in walk order; counts cover the subtree.
+        rows: one per module down to ``max_depth``, in walk order; counts cover the subtree
+            (:class:`ModuleRows`, a sequence of :class:`ModuleRow` built as they are read).
         recurrent: one per recurrent module, with its settings, formula and cross-check.
         shared: tensors registered under several names, counted once.
         aliases: modules registered under a second path, visited once.
@@ -465,7 +697,7 @@ class Report:
     buffer_count: int
     buffer_elements: int
     buffer_bytes: int
-    rows: tuple[ModuleRow, ...]
+    rows: ModuleRows
     recurrent: tuple[RecurrentEntry, ...]
     shared: tuple[SharedTensor, ...]
     aliases: tuple[ModuleAlias, ...]
@@ -520,7 +752,7 @@ class Report:
             if field.name == "recurrent":
                 out["recurrent"] = [entry.to_dict() for entry in value]
             elif field.name == "rows":
-                out["rows"] = [row.to_dict(name) for row, name in zip(value, _spelled(value), strict=True)]
+                out["rows"] = [row.to_dict(name) for row, name in zip(value, value.spelled(), strict=True)]
             elif field.name == "check":
                 out["check"] = None if value is None else value.to_dict()
             else:
@@ -597,28 +829,12 @@ class Report:
         return fig
 
 
-def _spelled(rows: tuple[ModuleRow, ...]) -> list[str]:
-    """Every row's dotted path, each built from its parent row's (rows come parent first): the cost of
-    the characters written, where spelling each path from its links would cost its depth again."""
-    spelled: dict[int, str] = {}
-    out = []
-    for row in rows:
-        path = row.path
-        parent = path.parent
-        if parent is None or parent.parent is None:
-            name = path.name
-        else:
-            above = spelled.get(id(parent))
-            name = str(path) if above is None else f"{above}.{path.name}"
-        spelled[id(path)] = name
-        out.append(name)
-    return out
-
-
 def plain(value: Any) -> Any:
     """``value`` as JSON-ready data: dataclasses and named tuples as dicts, tuples as lists."""
     if isinstance(value, ModuleRow):
         return value.to_dict()
+    if isinstance(value, ModuleRows):
+        return [row.to_dict(name) for row, name in zip(value, value.spelled(), strict=True)]
     if isinstance(value, OwnParams):
         return {**value._asdict(), "names": list(value.names)}
     if isinstance(value, dict):

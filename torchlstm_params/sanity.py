@@ -167,7 +167,6 @@ def _finding_problems(entry: RecurrentEntry, strict: bool) -> list[Problem]:
 
 def _expectation_problems(summary: Summary, expect: Mapping[str, Mapping[str, object]]) -> list[Problem]:
     report, tree = summary.report, summary.tree
-    rows = {id(row.path): row for row in report.rows}  # rows hold the tree's own path links
     aliases = {a.path: a.same_as for a in report.aliases}
     index = tree.locate(aliases.get(path, path) for path in expect if isinstance(path, str))
     recurrent = {e.name: e for e in report.recurrent}
@@ -180,7 +179,7 @@ def _expectation_problems(summary: Summary, expect: Mapping[str, Mapping[str, ob
             hint = f"; closest: {', '.join(repr(c) for c in close)}" if close else ""
             out.append(_problem("MODULE_NOT_FOUND", path, f"no module at this path{hint}"))
             continue
-        row = rows.get(id(tree.nodes[index[path]]))
+        row = report.rows.find(path)
         entry = recurrent.get(path)
         found: dict[str, object] = {"type": type(tree.modules[index[path]]).__name__}
         if row is not None:

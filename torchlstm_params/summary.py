@@ -38,7 +38,7 @@ from .registry import Registry, default_registry
 from .results import (
     DtypeUsage,
     ModuleAlias,
-    ModuleRow,
+    ModuleRows,
     OwnParams,
     PackedModule,
     PrunedTensor,
@@ -181,10 +181,7 @@ def summarize_stack(
         )
         for d in report.dtypes
     )
-    rows = tuple(
-        row._replace(params=row.params + params, trainable_params=row.trainable_params + trainable)
-        for row in report.rows
-    )
+    rows = report.rows.with_added(params, trainable)
     report = dataclasses.replace(
         report,
         total_params=report.total_params + params,
@@ -231,7 +228,10 @@ def _detect_all(tree: Tree, registry: Registry) -> dict[int, tuple[Detected, For
             candidate = memo[cls] = may_be_recurrent(type(module), registry)
         if not candidate:
             continue
-        detected = detect(module, tree.nodes[i], memo, registry)
+        try:
+            detected = detect(module, "", memo, registry)
+        except InvalidSettingsError:  # rare: detect again, now naming the module (its path spelled out only here)
+            detected = detect(module, tree.path(i), None, registry)
         if detected is None:
             continue
         f = formulas.get(id(detected))
@@ -431,12 +431,13 @@ def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: 
     is_recurrent = [False] * len(tree)
     for i in recurrent:
         is_recurrent[i] = True
-    make_row = ModuleRow._make  # tuple.__new__ on ready tuples: no per-row Python-level __new__
-    rows = tuple(map(make_row, zip(tree.nodes, types, depths, sub, sub_train, sub_lazy, is_recurrent, strict=True)))
     first_site = counts.first_site
+    shown = None
     if max_depth is not None:
-        rows = tuple(row for row in rows if row.depth <= max_depth)
-        first_site = [k for k, depth in zip(first_site, depths, strict=True) if depth <= max_depth]
+        shown = [i for i, depth in enumerate(depths) if depth <= max_depth]
+        first_site = [first_site[i] for i in shown]
+    # Columns, built into rows when read (results.ModuleRows): no row object is made here.
+    rows = ModuleRows(tree.names, tree.parents, types, depths, sub, sub_train, sub_lazy, is_recurrent, shown)
     dtypes = tuple(
         DtypeUsage(str(dt).removeprefix("torch."), k, k * dt.itemsize, counts.trainable_by_dtype[dt], dt.itemsize)
         for dt, k in sorted(counts.by_dtype.items(), key=lambda item: str(item[0]))
@@ -456,10 +457,10 @@ def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: 
         rows=rows,
         recurrent=tuple(entries),
         shared=tuple(SharedTensor(tuple(v), _numel_or_none(t)) for v, t in counts.shared_names),
-        aliases=tuple(ModuleAlias(str(a.path), tree.path(a.target)) for a in tree.aliases),
+        aliases=tuple(ModuleAlias(tree.alias_path(a), tree.path(a.target)) for a in tree.aliases),
         max_depth=max_depth,
         tokens=None if batch_shape is None else batch_shape.tokens,
-        wrappers=tuple(f"{node}: {label}" if node.parent else label for node, label in tree.wrappers),
+        wrappers=tuple(f"{path}: {label}" if path else label for path, label in tree.wrappers),
         own=_own(tree, counts.direct, counts.direct_trainable, counts.shared_names),
         first_site=tuple(first_site),
         pruned=tuple(
