@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
 
@@ -221,13 +221,11 @@ def _detect_all(tree: Tree, registry: Registry) -> dict[int, tuple[Detected, For
     found: dict[int, tuple[Detected, Formula]] = {}
     memo: Memo = {}
     formulas: dict[int, Formula] = {}  # id(Detected) -> its formula; the memo keeps each Detected alive
-    for i, module in enumerate(tree.modules):
-        cls: Hashable = type(module)  # type: ignore[assignment]  # classes hash by identity
-        candidate = memo.get(cls)
-        if candidate is None:
-            candidate = memo[cls] = may_be_recurrent(type(module), registry)
-        if not candidate:
-            continue
+    modules = tree.modules
+    # Each class asked once; only the modules of the classes that may be recurrent are looked at.
+    classes = {cls for cls in set(map(type, modules)) if may_be_recurrent(cls, registry)}
+    for i in compress(range(len(modules)), map(classes.__contains__, map(type, modules))):
+        module = modules[i]
         try:
             detected = detect(module, "", memo, registry)
         except InvalidSettingsError:  # rare: detect again, now naming the module (its path spelled out only here)
