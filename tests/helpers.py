@@ -645,22 +645,27 @@ def checkpoint_rows(model: nn.Module, path: Any) -> tuple[list[tuple[object, ...
 
 
 def speechbrain_rnn(reason: str) -> Any:
-    """``speechbrain.nnet.RNN``, with speechbrain's lazy redirect modules taken back out of ``sys.modules``.
+    """``speechbrain.nnet.RNN`` (see :func:`speechbrain_module`)."""
+    return speechbrain_module("speechbrain.nnet.RNN", reason)
+
+
+def speechbrain_module(name: str, reason: str) -> Any:
+    """speechbrain's module ``name``, with speechbrain's lazy redirect modules taken back out of ``sys.modules``.
 
     speechbrain 1.1 puts lazy stand-ins for deprecated paths (``speechbrain.pretrained``,
     ``speechbrain.k2_integration``, ...) into ``sys.modules``; reading any attribute of one imports
     its target, which needs k2, transformers, flair or numba. Hypothesis's pytest plugin reads
     ``__file__`` of every module in ``sys.modules`` and would fail on them. Only those stand-ins
-    are removed; ``speechbrain.nnet.RNN`` and everything it imported stay as speechbrain made them.
+    are removed; ``name`` and everything it imported stay as speechbrain made them.
     """
     import sys
 
     import pytest
 
-    module = pytest.importorskip("speechbrain.nnet.RNN", reason=reason)
+    module = pytest.importorskip(name, reason=reason)
     from speechbrain.utils.importutils import LazyModule
 
-    for name, value in list(sys.modules.items()):
+    for key, value in list(sys.modules.items()):
         if isinstance(value, LazyModule) and value.lazy_module is None:
-            del sys.modules[name]
+            del sys.modules[key]
     return module
