@@ -117,3 +117,19 @@ def test_readme_lists_every_exit_code():
     table = re.search(r"Exit codes:\n\n\| code \| meaning \|\n\|---\|---\|\n((?:\|.*\|\n)+)", text)
     assert table is not None
     assert [int(line.split("|")[1]) for line in table.group(1).splitlines()] == list(EXIT_CODES)
+
+
+def test_readme_lists_every_third_party_class_in_its_table():
+    from torchlstm_params.thirdparty import CLASSES
+
+    text = README.read_text(encoding="utf-8")
+    table = re.search(r"\| library \| class \|[^\n]*\n\|[-|]+\|\n((?:\|.*\|\n)+)", text)
+    assert table is not None, "README lost its table of third-party layers"
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in table.group(1).splitlines()]
+    listed = {
+        (library, name.rpartition(".")[2])
+        for library, classes, *_ in rows
+        for name in re.findall(r"`([\w.]+)`", classes)
+    }
+    missing = [c.origin for c in CLASSES if (c.library, c.qualname) not in listed]
+    assert missing == [], f"the README's third-party table does not list {missing}"
