@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from tests.helpers import cell, numel
+from tests.helpers import cell, numel, within
 from tests.helpers import run_cli as run
 from torchlstm_params import CheckpointError, summarize
 from torchlstm_params.checkpoint import build_model, read_checkpoint
@@ -728,7 +728,6 @@ def test_item9_a_meta_device_state_dict_is_not_tied_by_address(tmp_path: Path, c
 def test_item9_a_huge_layer_number_is_answered_at_once(tmp_path: Path):
     import subprocess
     import sys
-    import time
 
     from torchlstm_params import summarize
     from torchlstm_params.checkpoint import build_model
@@ -751,10 +750,9 @@ def test_item9_a_huge_layer_number_is_answered_at_once(tmp_path: Path):
     assert done.returncode == 1 and no_traceback(done.stderr)
     assert "[RNN_TENSOR_UNEXPECTED] (root): weight_ih_l99999999" in done.stdout
     checkpoint = read_checkpoint(path)
-    start = time.perf_counter()
-    built = build_model(checkpoint)
-    report = summarize(built.model)
-    assert time.perf_counter() - start < 1.0  # nothing sized by the layer number
+    with within(10):  # a guard, not a timing: a build sized by the layer number never ends
+        built = build_model(checkpoint)
+        report = summarize(built.model)
     (entry,) = report.recurrent
     assert entry.spec.num_layers == 1 and entry.status == "mismatch"
     assert [p.code for p in built.problems] == ["RNN_TENSOR_MISSING"]

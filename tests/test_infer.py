@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import within
 from tests.strategies import Config, configs
 from torchlstm_params.formulas import RNNSpec
 from torchlstm_params.infer import infer
@@ -68,9 +68,8 @@ def test_a_deleted_weight_that_leaves_two_kinds_open_names_both():
 
 
 def test_layers_past_a_gap_are_reported_and_never_sized_by_their_number():
-    start = time.perf_counter()
-    result = infer({"weight_ih_l0": (8, 3), "weight_hh_l0": (8, 2), "weight_ih_l99999999": (8, 2)})
-    assert time.perf_counter() - start < 0.1
+    with within(10):  # a guard, not a timing: anything sized by the layer number runs for minutes
+        result = infer({"weight_ih_l0": (8, 3), "weight_hh_l0": (8, 2), "weight_ih_l99999999": (8, 2)})
     assert result.spec == RNNSpec("LSTM", 3, 2, 1, bias=False)
     ((code, message),) = result.problems
     assert code == "RNN_TENSOR_MISSING" and "no tensors for layer(s) 1 to 99,999,998" in message
