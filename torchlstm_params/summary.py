@@ -239,23 +239,32 @@ def _detect_all(tree: Tree, registry: Registry) -> dict[int, tuple[Detected, For
     return found
 
 
-def _entry(
-    tree: Tree, i: int, detected: Detected, f: Formula, tensor_params: int, exact: bool, type_name: str
-) -> RecurrentEntry:
-    module = tree.modules[i]
-    entry = RecurrentEntry(
-        name=tree.path(i),
-        type=type_name,
-        spec=detected.spec,
-        dropout=detected.dropout,
-        batch_first=detected.batch_first,
-        formula=f,
-        tensor_params=tensor_params,
-        origin=detected.origin,
-    )
-    if exact and tensor_params == f.params:
-        return entry
-    check = crosscheck(f, module, detected, tree.path(i))
+def _entries(
+    tree: Tree, recurrent: dict[int, tuple[Detected, Formula]], params: list[int], exact: set[int], types: list[str]
+) -> list[RecurrentEntry]:
+    """One entry per recurrent node; crosschecked where the tally did not find the formula's tensors."""
+    out = []
+    for i, (detected, f) in recurrent.items():
+        entry = RecurrentEntry(
+            name=tree.path(i),
+            type=types[i],
+            spec=detected.spec,
+            dropout=detected.dropout,
+            batch_first=detected.batch_first,
+            formula=f,
+            tensor_params=params[i],
+            origin=detected.origin,
+        )
+        if i not in exact or params[i] != f.params:
+            entry = _crosschecked(entry, tree.modules[i], detected)
+        out.append(entry)
+    return out
+
+
+def _crosschecked(entry: RecurrentEntry, module: nn.Module, detected: Detected) -> RecurrentEntry:
+    """``entry`` with what the crosscheck finds in ``module``'s tensors: findings and explanations."""
+    f, tensor_params = entry.formula, entry.tensor_params
+    check = crosscheck(f, module, detected, entry.name)
     explanations = check.explanations
     extra = tensor_params - check.accounted
     if not detected.packed and extra > 0:
@@ -419,10 +428,7 @@ def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: 
     recurrent = _detect_all(tree, registry)
     counts = tally(tree, {i: f for i, (_, f) in recurrent.items()})
     types = _type_names(modules)
-    entries = [
-        _entry(tree, i, detected, f, counts.params[i], i in counts.exact, types[i])
-        for i, (detected, f) in recurrent.items()
-    ]
+    entries = _entries(tree, recurrent, counts.params, counts.exact, types)
     if batch_shape is not None:
         entries = [batch_shape.figures(e, modules[i]) for e, i in zip(entries, recurrent, strict=True)]
     sub, sub_train, sub_lazy = counts.params, counts.trainable, counts.lazy
@@ -498,28 +504,27 @@ def _type_names(modules: list[nn.Module]) -> list[str]:
     not ``RecursiveScriptModule``); a name that two classes of the model share is
     shown by its full module path (``speechbrain.nnet.RNN.LSTM`` beside ``LSTM``).
     """
-    by_class: dict[type, tuple[str, str]] = {}
-    keyed: list[tuple[str, str]] = []
-    for module in modules:
-        cls = type(module)
-        key = by_class.get(cls)
-        if key is None:
-            if issubclass(cls, RecursiveScriptModule):
-                assert isinstance(module, RecursiveScriptModule)
-                key = _scripted_name(module)
-            else:
-                key = by_class[cls] = (cls.__name__, f"{cls.__module__}.{cls.__qualname__}")
-        keyed.append(key)
-    classes: dict[str, set[str]] = {}
+    classes = set(map(type, modules))
+    by_class = {
+        cls: (cls.__name__, f"{cls.__module__}.{cls.__qualname__}")
+        for cls in classes
+        if not issubclass(cls, RecursiveScriptModule)
+    }
+    if len(by_class) == len(classes):  # no scripted module: one C-level pass names every module
+        keyed = list(map(by_class.__getitem__, map(type, modules)))
+    else:  # a scripted module is named by the class it was compiled from, which its class does not say
+        keyed = [by_class[type(m)] if type(m) in by_class else _scripted_name(m) for m in modules]
+    shorts: dict[str, set[str]] = {}
     for short, full in set(keyed):
-        classes.setdefault(short, set()).add(full)
-    if all(len(v) == 1 for v in classes.values()):
+        shorts.setdefault(short, set()).add(full)
+    if all(len(v) == 1 for v in shorts.values()):
         return [short for short, _ in keyed]
-    return [full if len(classes[short]) > 1 else short for short, full in keyed]
+    return [full if len(shorts[short]) > 1 else short for short, full in keyed]
 
 
-def _scripted_name(module: RecursiveScriptModule) -> tuple[str, str]:
+def _scripted_name(module: nn.Module) -> tuple[str, str]:
     """(short, full) name of the class a scripted module was compiled from."""
+    assert isinstance(module, RecursiveScriptModule)
     qualified = scripted_type(module)
     short = str(getattr(module, "original_name", qualified.rpartition(".")[2]))
     return f"{short} (scripted)", f"{qualified} (scripted)"

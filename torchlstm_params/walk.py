@@ -118,12 +118,12 @@ def walk(root: nn.Module) -> Tree:
     aliases: list[Alias] = []
     wrappers: list[tuple[str, str]] = []
     index_of: dict[int, int] = {}
-    stack: list[tuple[str, nn.Module, int]] = [("", root, -1)]
+    stack: list[tuple[str, nn.Module, int, int]] = [("", root, -1, 0)]
     push, pop = stack.append, stack.pop
     wrapper_class: dict[type, bool] = {}
     tree = Tree(names, modules, depths, parents, [], aliases, wrappers)
     while stack:
-        name, module, parent = pop()
+        name, module, parent, depth = pop()
         cls = type(module)
         is_wrapper = wrapper_class.get(cls)
         if is_wrapper is None:
@@ -135,21 +135,20 @@ def walk(root: nn.Module) -> Tree:
                 wrappers.append((f"{above}.{name}" if above else name, inner[0]))
                 module = inner[1]
                 inner = unwrap(module)
-        key = id(module)
-        seen = index_of.get(key)
-        if seen is not None:
+        i = len(names)
+        seen = index_of.setdefault(id(module), i)
+        if seen != i:
             aliases.append(Alias(name, parent, seen))
             continue
-        i = index_of[key] = len(names)
         names.append(name)
         modules.append(module)
-        depths.append(depths[parent] + 1 if parent >= 0 else 0)
+        depths.append(depth)
         parents.append(parent)
         children = module._modules
         if children:
             for child_name, child in reversed(children.items()):
                 if child is not None:
-                    push((child_name, child, i))
+                    push((child_name, child, i, depth + 1))
     # Pre-order: a subtree ends where its last descendant's subtree ends.
     ends = tree.ends
     ends.extend(range(1, len(names) + 1))
