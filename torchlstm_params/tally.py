@@ -81,12 +81,14 @@ def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
     run = run_train = 0
     buffers_seen: set[int] = set()
     exact = result.exact
-    all_trainable: dict[tuple[int, torch.dtype], list[tuple[tuple[int, ...], bool, torch.dtype]]] = {}
+    # Per formula: the metadata of its tensors when every one trains, in the dtype of the first module
+    # that has it; how many modules matched it exactly (their sums are added once, at the end).
+    typical_of: dict[int, list[tuple[tuple[int, ...], bool, torch.dtype]]] = {}
+    typical_hits: dict[int, tuple[Formula, torch.dtype, list[int]]] = {}
 
-    for i, module in enumerate(modules):
-        if module._buffers:
-            _add_buffers(result, module._buffers.values(), buffers_seen)
-        params = module._parameters
+    for i, (params, buffers) in enumerate(zip(tree.parameters, tree.buffers, strict=True)):
+        if buffers:
+            _add_buffers(result, buffers.values(), buffers_seen)
         starts[i] = len(ids)
         f = formulas.get(i)
         if f is not None and tuple(params.keys()) == f.names:
@@ -98,17 +100,16 @@ def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
             except (AttributeError, RuntimeError):  # a None slot; an UninitializedParameter has no shape
                 meta = []
             if meta:
-                dtype = meta[0][2]
-                settings_key = (id(f), dtype)
-                typical = all_trainable.get(settings_key)
+                typical = typical_of.get(id(f))
                 if typical is None:  # every tensor trainable, one dtype: the common case, one comparison
-                    typical = all_trainable[settings_key] = [(shape, True, dtype) for shape in f.shapes]
+                    dtype = meta[0][2]
+                    typical = typical_of[id(f)] = [(shape, True, dtype) for shape in f.shapes]
+                    typical_hits[id(f)] = (f, dtype, [])
                 if meta == typical:
                     exact.add(i)
                     extend(map(id, values))
                     own[i] = own_train[i] = f.params
-                    by_dtype[dtype] = by_dtype.get(dtype, 0) + f.params
-                    train_by_dtype[dtype] = train_by_dtype.get(dtype, 0) + f.params
+                    typical_hits[id(f)][2].append(i)
                     continue
                 shapes, flags, dtypes = zip(*meta, strict=True)
                 if shapes == f.shapes:
@@ -152,6 +153,9 @@ def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
             result.orig_nodes.append(i)
     by_dtype[run_dtype] = by_dtype.get(run_dtype, 0) + run
     train_by_dtype[run_dtype] = train_by_dtype.get(run_dtype, 0) + run_train
+    for f, dtype, hits in typical_hits.values():
+        by_dtype[dtype] = by_dtype.get(dtype, 0) + f.params * len(hits)
+        train_by_dtype[dtype] = train_by_dtype.get(dtype, 0) + f.params * len(hits)
     result.buffer_count = len(buffers_seen)
 
     first: dict[int, int] = {}  # id(tensor) -> node of its first registration, for shared tensors

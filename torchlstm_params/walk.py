@@ -58,6 +58,8 @@ class Tree:
 
     names: list[str]  # each module's name under its parent ("" for the root)
     modules: list[nn.Module]
+    parameters: list[dict[str, nn.Parameter | None]]  # each module's own registrations (its _parameters)
+    buffers: list[dict[str, torch.Tensor | None]]  # and its _buffers, read while the walk holds the module
     depths: list[int]
     parents: list[int]  # -1 for the root
     ends: list[int]
@@ -113,6 +115,8 @@ def walk(root: nn.Module) -> Tree:
     """Visit ``root`` and every submodule once, in ``named_modules`` order."""
     names: list[str] = []
     modules: list[nn.Module] = []
+    parameters: list[dict[str, nn.Parameter | None]] = []
+    buffers: list[dict[str, torch.Tensor | None]] = []
     depths: list[int] = []
     parents: list[int] = []
     aliases: list[Alias] = []
@@ -121,7 +125,7 @@ def walk(root: nn.Module) -> Tree:
     stack: list[tuple[str, nn.Module, int, int]] = [("", root, -1, 0)]
     push, pop = stack.append, stack.pop
     wrapper_class: dict[type, bool] = {}
-    tree = Tree(names, modules, depths, parents, [], aliases, wrappers)
+    tree = Tree(names, modules, parameters, buffers, depths, parents, [], aliases, wrappers)
     while stack:
         name, module, parent, depth = pop()
         cls = type(module)
@@ -142,6 +146,8 @@ def walk(root: nn.Module) -> Tree:
             continue
         names.append(name)
         modules.append(module)
+        parameters.append(module._parameters)
+        buffers.append(module._buffers)
         depths.append(depth)
         parents.append(parent)
         children = module._modules
