@@ -296,7 +296,7 @@ def phase_breakdown(model: nn.Module, repeats: int) -> str:
     phases = [
         ("baseline: sum(p.numel() for p in model.parameters())", median_ms(lambda: baseline(model))),
         ("summarize, whole call", median_ms(lambda: summarize(model))),
-        ("  walk: the module tree, iteratively (paths, depths, parents)", median_ms(lambda: walk(model))),
+        ("  walk: the module tree, iteratively (names, depths, parents)", median_ms(lambda: walk(model))),
         ("  detect: recurrent settings and formulas", median_ms(lambda: _detect_all(tree, default_registry))),
         ("  tally: counts, dtypes, sharing, subtree sums", median_ms(lambda: tally(tree, formulas))),
         (
@@ -370,8 +370,8 @@ def main(argv: list[str] | None = None) -> str:
             *rows,
             "",
             "Where the time of `summarize` goes on model 1: each phase timed apart (median of "
-            f"{max(args.repeats, 3)} runs, collector paused as in `summarize`; the rest of the whole call is "
-            "the recurrent entries, the module rows and the report):",
+            f"{max(args.repeats, 3)} runs; the collector runs as for any caller; the rest of the whole call is "
+            "the recurrent entries, the module rows' columns and the report):",
             "",
             "```text",
             phase_breakdown(first_model, max(args.repeats, 3)),
