@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
 from tests.helpers import block_stack, numel
 from torchlstm_params import summarize
-from torchlstm_params.fold import fold_label, module_lines, recurrent_groups
+from torchlstm_params.fold import PATH_LIMIT, Label, fold_label, module_lines, recurrent_groups, shown_path
 
 
 def test_alike_numbered_siblings_fold_and_their_children_count_every_copy():
@@ -88,3 +90,36 @@ def test_fold_label():
     assert fold_label(["a.0.rnn", "a.2.rnn"]) == "a.*.rnn"
     assert fold_label(["a.0.b.0", "a.1.b.1"]) == "a.*.b.*"
     assert fold_label([""]) == "(root)"
+
+
+def test_shown_path_keeps_short_paths_and_elides_the_middle_of_long_ones():
+    parts = [f"layer{k}" for k in range(300)]
+    assert shown_path(".".join(parts)) == "layer0.layer1.layer2.…(294 more).layer297.layer298.layer299"
+    few_long = "a" * 60 + "." + "b" * 60  # two names: cut by characters, both ends kept
+    assert shown_path(few_long) == "a" * 39 + "…" + "b" * 39 and len(shown_path(few_long)) <= PATH_LIMIT
+    assert shown_path("encoder.0.rnn") == "encoder.0.rnn" and shown_path("") == ""
+
+
+@given(st.lists(st.text(alphabet="ab0–9xyz", min_size=1, max_size=30), max_size=40))
+def test_a_label_spells_its_segments_and_shortens_as_shown_path_does(segments: list[str]):
+    label = Label(None, "")
+    for segment in segments:
+        label = label.child(segment)
+    whole = ".".join(segments)
+    assert label.text() == whole and label.length == len(whole) and label.parts == len(segments)
+    assert label.shown() == shown_path(whole)  # from three segments each side, without spelling the rest
+    assert label.shortened == (len(whole) > PATH_LIMIT)
+
+
+def test_every_line_of_a_deep_chain_keeps_its_label_as_a_link():
+    model: nn.Module = nn.Linear(2, 2)
+    for _ in range(300):
+        model = nn.Sequential(model)
+    report = summarize(model)
+    lines, hidden = module_lines(report, None, fold=False)
+    assert hidden == 0 and len(lines) == 301
+    for line, row in zip(lines, report.rows, strict=True):
+        assert line.label == row.name and line.path == row.name and line.node is row.path
+        assert line.shown == shown_path(row.name) and line.shortened == (len(row.name) > PATH_LIMIT)
+    text = report.render(max_depth=None, fold=False)
+    assert "0.0.0.…(294 more).0.0.0" in text and max(map(len, text.splitlines())) <= PATH_LIMIT + 50

@@ -165,10 +165,11 @@ for target in (40_000, 100_000):
         model, depth = nn.Sequential(model), depth + 1
     report = check(model)
     text = str(report)  # the default rendering: modules down to depth 2, the LSTM, the check
+    full = report.render(max_depth=None, fold=False)  # every module, one line each
     rows = report.rows
     print(json.dumps([target, peak_mib(), report.total_params, report.check.status, len(rows), rows[-1].depth,
                       len(rows[-1].name), report.recurrent[0].name == ".".join(["0"] * target), len(text),
-                      max(map(len, text.splitlines()))]))
+                      max(map(len, text.splitlines())), full.count("Sequential"), len(full)]))
 print(text)
 """
 
@@ -177,7 +178,8 @@ print(text)
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from /proc (Linux)")
 def test_memory_stays_linear_in_depth():
     """Rows hold path links, not dotted strings (every row of a 100,000-deep chain held its path: ~10 GB):
-    40,000 levels summarize, check and render under 1 GB peak, and 100,000 levels do too, in a fresh process."""
+    40,000 levels summarize, check and render (by default, and every module) under 1 GB peak, and 100,000
+    levels do too, in a fresh process."""
     root = Path(__file__).parent.parent
     done = subprocess.run(
         [sys.executable, "-c", _DEEP_SCRIPT], capture_output=True, text=True, timeout=600, cwd=root, check=False
@@ -185,7 +187,9 @@ def test_memory_stays_linear_in_depth():
     assert done.returncode == 0, done.stderr[-2000:]
     first, second, *text = done.stdout.splitlines()
     for line, depth in zip((first, second), (40_000, 100_000), strict=True):
-        target, peak, total, status, rows, innermost, name_length, spelled, text_length, width = json.loads(line)
+        target, peak, total, status, rows, innermost, name_length, spelled, text_length, width, sequentials, full = (
+            json.loads(line)
+        )
         assert (target, total, status, rows, innermost) == (
             depth,
             4 * 4 * (3 + 4) + 2 * 4 * 4,
@@ -195,6 +199,7 @@ def test_memory_stays_linear_in_depth():
         )
         assert name_length == 2 * depth - 1 and spelled  # the whole path is there when asked for
         assert text_length < 3_000 and width <= 120  # a few module lines, the LSTM's (path shortened), the check
+        assert sequentials == depth and full < 200 * rows  # every module's line, paths shortened: linear in depth
         if depth == 40_000:
             assert peak < 1024, f"{peak} MiB peak at depth {depth}"
     assert "0.0.0.…(99,994 more).0.0.0  LSTM" in "\n".join(text)

@@ -16,20 +16,109 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from .results import ModuleRow, OwnParams, RecurrentEntry, Report
+    from .results import ModulePath, ModuleRow, OwnParams, RecurrentEntry, Report
 
-__all__ = ["Line", "RecurrentGroup", "depth_of", "fold_label", "module_lines", "recurrent_groups"]
+__all__ = [
+    "PATH_LIMIT",
+    "Label",
+    "Line",
+    "RecurrentGroup",
+    "depth_of",
+    "fold_label",
+    "module_lines",
+    "recurrent_groups",
+    "shown_path",
+]
+
+
+#: Longer module paths are shortened on screen (``0.0.0.…(39,994 more).0.0.0``); JSON keeps them whole.
+PATH_LIMIT: Final = 80
+
+
+def shown_path(path: str) -> str:
+    """``path`` as a table cell: whole up to :data:`PATH_LIMIT` characters, else its first and last three
+    names around a count of the ones left out (or, for a few long names, its first and last characters)."""
+    if len(path) <= PATH_LIMIT:
+        return path
+    names = path.split(".")
+    if len(names) > 6:
+        short = _elided(names[:3], len(names) - 6, names[-3:])
+        if len(short) <= PATH_LIMIT:
+            return short
+    half = (PATH_LIMIT - 1) // 2
+    return f"{path[:half]}…{path[-half:]}"
+
+
+def _elided(head: Sequence[str], left_out: int, tail: Sequence[str]) -> str:
+    return f"{'.'.join(head)}.…({left_out:,} more).{'.'.join(tail)}"
+
+
+class Label:
+    """A line's label as a link: one segment (a name, or a run such as ``0–39``) under its parent's label.
+
+    Spelled whole on demand (:meth:`text`, the cost of its depth), and shortened as a screen shows it in
+    constant time (:meth:`shown`): a table of every module of a chain ``depth`` deep takes time and memory
+    linear in ``depth``, where spelling each line's label would be quadratic.
+    """
+
+    __slots__ = ("head", "length", "parent", "parts", "segment")
+
+    parent: Label | None
+    segment: str
+    parts: int  # segments below the root (0 for the root)
+    length: int  # characters of the whole label
+    head: tuple[str, ...]  # the first three segments
+
+    def __init__(self, parent: Label | None, segment: str) -> None:
+        self.parent, self.segment = parent, segment
+        if parent is None or parent.parts == 0:  # the root (""), or a child of the root
+            self.parts = 0 if parent is None else 1
+            self.length = len(segment)
+            self.head = (segment,) if parent is not None else ()
+        else:
+            self.parts = parent.parts + 1
+            self.length = parent.length + 1 + len(segment)
+            self.head = parent.head if len(parent.head) == 3 else (*parent.head, segment)
+
+    def child(self, segment: str) -> Label:
+        return Label(self, segment)
+
+    def text(self) -> str:
+        """The whole label: ``""`` for the root, ``encoder.layers.0–3.rnn`` below it."""
+        out = []
+        label: Label | None = self
+        while label is not None and label.parts > 0:
+            out.append(label.segment)
+            label = label.parent
+        out.reverse()
+        return ".".join(out)
+
+    def shown(self) -> str:
+        """The label as :func:`shown_path` shows it, built from the first and last three segments."""
+        if self.length <= PATH_LIMIT or self.parts <= 6:
+            return shown_path(self.text())  # at most PATH_LIMIT characters, or six segments, to spell
+        tail: list[str] = []
+        label: Label | None = self
+        while len(tail) < 3 and label is not None:
+            tail.append(label.segment)
+            label = label.parent
+        short = _elided(self.head, self.parts - 6, tail[::-1])
+        return short if len(short) <= PATH_LIMIT else shown_path(self.text())
+
+    @property
+    def shortened(self) -> bool:
+        return self.length > PATH_LIMIT
 
 
 @dataclass(frozen=True, slots=True)
 class Line:
     """One line of the module table: a module, a folded run of alike modules, or an "(own)" line."""
 
-    label: str  # the path as shown ("blocks.0–39" for a run)
-    path: str  # the (first) module's path
+    where: Label  # the path as shown ("blocks.0–39" for a run), as a link
+    node: ModulePath  # the (first) module's path
     type: str  # class name; for an "(own)" line, the tensors' names
     depth: int
     count: int  # modules this line stands for (1: one module)
@@ -37,6 +126,28 @@ class Line:
     trainable_each: int
     uninitialized_each: int
     own: bool = False  # parameters the module registers itself, beside its children
+
+    @property
+    def label(self) -> str:
+        """The label, whole ("blocks.0–39", "encoder (own)")."""
+        return self._own_suffix(self.where.text())
+
+    @property
+    def shown(self) -> str:
+        """The label as a table shows it: over :data:`PATH_LIMIT` characters, shortened."""
+        return self._own_suffix(self.where.shown())
+
+    @property
+    def shortened(self) -> bool:
+        return self.where.shortened
+
+    @property
+    def path(self) -> str:
+        """The (first) module's path, spelled out now."""
+        return str(self.node)
+
+    def _own_suffix(self, text: str) -> str:
+        return f"{text or '(root)'} (own)" if self.own else text
 
     @property
     def params(self) -> int:
@@ -61,10 +172,6 @@ def _run_label(names: Sequence[str]) -> str:
     return f"{names[0]}…{names[-1]}"
 
 
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
 class _Tree:
     """The report's rows as a tree: children per row, and a signature per row that alike subtrees share."""
 
@@ -76,7 +183,7 @@ class _Tree:
         first_site: Sequence[int],
         fold: bool,
     ) -> None:
-        self.rows = rows
+        self.rows = rows = list(rows)  # each row built once (ModuleRows builds a row on every read)
         n = len(rows)
         self.children: list[list[int]] = [[] for _ in range(n)]
         stack: list[int] = []
@@ -153,14 +260,14 @@ def module_lines(report: Report, max_depth: int | None, fold: bool = True) -> tu
 
     The root's row must be in ``report.rows`` (it always is).
     """
-    rows = report.rows
-    if not rows:
+    if not report.rows:
         return [], 0
-    tree = _Tree(rows, report.recurrent, report.own, report.first_site, fold)
+    tree = _Tree(report.rows, report.recurrent, report.own, report.first_site, fold)
+    rows = tree.rows
     lines: list[Line] = []
     hidden = 0
     # (row index, its label, modules it stands for, how many alike siblings were folded into it)
-    stack: list[tuple[int, str, int, int]] = [(0, rows[0].name, 1, 1)]
+    stack: list[tuple[int, Label, int, int]] = [(0, Label(None, ""), 1, 1)]
     subtree_size = _subtree_sizes(tree)
     while stack:
         i, label, multiplier, run = stack.pop()
@@ -170,15 +277,15 @@ def module_lines(report: Report, max_depth: int | None, fold: bool = True) -> tu
             continue
         count = multiplier * run
         lines.append(
-            Line(label, row.name, row.type, row.depth, count, row.params, row.trainable_params, row.uninitialized)
+            Line(label, row.path, row.type, row.depth, count, row.params, row.trainable_params, row.uninitialized)
         )
         children = tree.runs(i, fold)
         own = tree.own.get(i)
         if children and own is not None and (max_depth is None or row.depth + 1 <= max_depth):
             lines.append(
                 Line(
-                    f"{label or '(root)'} (own)",
-                    row.name,
+                    label,
+                    row.path,
                     ", ".join(own.names),
                     row.depth + 1,
                     count,
@@ -190,7 +297,7 @@ def module_lines(report: Report, max_depth: int | None, fold: bool = True) -> tu
             )
         for members in reversed(children):
             names = [rows[c].path.name for c in members]
-            child_label = _join(label, names[0] if len(members) == 1 else _run_label(names))
+            child_label = label.child(names[0] if len(members) == 1 else _run_label(names))
             stack.append((members[0], child_label, count, len(members)))
     return lines, hidden
 

@@ -23,7 +23,7 @@ from tabulate import tabulate
 
 from .crosscheck import format_shape
 from .errors import InvalidSettingsError
-from .fold import Line, RecurrentGroup, module_lines, recurrent_groups
+from .fold import PATH_LIMIT, Line, RecurrentGroup, module_lines, recurrent_groups, shown_path
 from .formulas import RNNSpec, TensorSpec
 from .names import parse_tensor_name
 
@@ -156,27 +156,10 @@ def resolve_depth(report: Report, max_depth: Depth) -> tuple[int | None, bool]:
     return max_depth, max_depth is not None
 
 
-#: Longer module paths are shortened on screen (``0.0.0.…(39,994 more).0.0.0``); JSON keeps them whole.
-PATH_LIMIT: Final = 80
-
 SHORTENED_NOTE = (
     f"Paths over {PATH_LIMIT} characters are shortened: …(N more) stands for N names left out "
     "(to_dict() and JSON output keep them whole)."
 )
-
-
-def shown_path(path: str) -> str:
-    """``path`` as a table cell: whole up to :data:`PATH_LIMIT` characters, else its first and last three
-    names around a count of the ones left out (or, for a few long names, its first and last characters)."""
-    if len(path) <= PATH_LIMIT:
-        return path
-    names = path.split(".")
-    if len(names) > 6:
-        short = f"{'.'.join(names[:3])}.…({len(names) - 6:,} more).{'.'.join(names[-3:])}"
-        if len(short) <= PATH_LIMIT:
-            return short
-    half = (PATH_LIMIT - 1) // 2
-    return f"{path[:half]}…{path[-half:]}"
 
 
 def _where(path: str) -> str:
@@ -198,7 +181,7 @@ def _percent(part: int, total: int) -> str:
 
 
 def _module_cells(line: Line, report: Report, pruned: dict[str, list[tuple[int, int | None]]]) -> tuple[str, ...]:
-    label = shown_path(line.label) or "(root)"
+    label = line.shown or "(root)"
     if line.count > 1 and not line.own:
         label += f" ×{line.count:,}"
     params = f"{line.params:,}"
@@ -206,7 +189,7 @@ def _module_cells(line: Line, report: Report, pruned: dict[str, list[tuple[int, 
         params += f" ({line.each:,} each)"
     if line.uninitialized_each:
         params += f" + {line.uninitialized_each * line.count:,} uninitialized"
-    held = pruned.get(line.path) if not line.own else None
+    held = pruned.get(line.path) if pruned and not line.own else None
     if held:
         kept = [k for _, k in held]
         if all(k is not None for k in kept):
@@ -239,7 +222,7 @@ def _module_parts(report: Report, limit: int | None, fold: bool) -> list[Part]:
             f"{hidden:,} more module{'s' if hidden != 1 else ''} below depth {limit} "
             "(render(max_depth=None) or --depth all shows them)."
         )
-    if any(len(line.label) > PATH_LIMIT for line in lines):
+    if any(line.shortened for line in lines):
         notes.append(SHORTENED_NOTE)
     if notes:
         parts.append(_note(*notes))
