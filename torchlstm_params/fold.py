@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from .walk import locate
+
 if TYPE_CHECKING:
     from .results import ModulePath, ModuleRow, OwnParams, RecurrentEntry, Report
 
@@ -207,18 +209,11 @@ class _Tree:
     def _locate(self, paths: Sequence[str]) -> dict[str, int]:
         """The row of each of ``paths`` that has one, followed name by name from the root's row: linear
         in the rows, where spelling every row's path out would be quadratic in a deep tree's depth."""
-        rows = self.rows
-        child = {(i, rows[c].path.name): c for i, children in enumerate(self.children) for c in children}
-        out: dict[str, int] = {}
-        for path in paths:
-            i = 0
-            for name in path.split(".") if path else ():
-                i = child.get((i, name), -1)
-                if i < 0:
-                    break
-            if i >= 0:
-                out[path] = i
-        return out
+        parents = [-1] * len(self.rows)
+        for i, children in enumerate(self.children):
+            for c in children:
+                parents[c] = i
+        return locate([row.path.name for row in self.rows], parents, paths)
 
     def _sign(self, settings: Mapping[int, tuple[object, ...]], first_site: Sequence[int]) -> None:
         rows = self.rows

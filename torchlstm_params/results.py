@@ -25,6 +25,7 @@ from .hints import Hint
 from .packed import PackedStorage
 from .recurrence import Recurrence
 from .scan import ValueScan
+from .walk import locate
 
 __all__ = [
     "CheckResult",
@@ -254,13 +255,9 @@ class ModuleRows(Sequence[ModuleRow]):
 
     def find(self, path: str) -> ModuleRow | None:
         """The row of the module at ``path``, followed name by name (None: no such module has a row)."""
-        names, parents = self._names, self._parents
-        child = {(parents[i], names[i]): i for i in range(1, len(names))}
-        i = 0
-        for name in path.split(".") if path else ():
-            i = child.get((i, name), -1)
-            if i < 0:
-                return None
+        i = locate(self._names, self._parents, [path]).get(path)
+        if i is None:
+            return None
         shown = self._shown
         if isinstance(shown, range) or i in set(shown):
             return self._row(i)

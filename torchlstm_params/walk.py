@@ -12,14 +12,14 @@ Paths are kept as names under parents and spelled out only when asked: a chain
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ["Alias", "Tree", "unique_parameters", "unwrap", "walk"]
+__all__ = ["Alias", "Tree", "locate", "unique_parameters", "unwrap", "walk"]
 
 
 def unwrap(module: nn.Module) -> tuple[str, nn.Module] | None:
@@ -90,25 +90,30 @@ class Tree:
         return f"{above}.{alias.name}" if above else alias.name
 
     def locate(self, paths: Iterable[str]) -> dict[str, int]:
-        """The node at each of ``paths`` that names a module of the tree (the others are left out).
+        """The node at each of ``paths`` that names a module of the tree (see :func:`locate`)."""
+        return locate(self.names, self.parents, paths)
 
-        One pass over the tree, whatever its depth: paths are followed name by name.
-        """
-        wanted = set(paths)
-        if not wanted:
-            return {}
-        names, parents = self.names, self.parents
-        child = {(parents[i], names[i]): i for i in range(1, len(names))}
-        out: dict[str, int] = {}
-        for path in wanted:
-            i = 0
-            for name in path.split(".") if path else ():
-                i = child.get((i, name), -1)
-                if i < 0:
-                    break
-            if i >= 0:
-                out[path] = i
-        return out
+
+def locate(names: Sequence[str], parents: Sequence[int], paths: Iterable[str]) -> dict[str, int]:
+    """In a tree given as each node's name under its parent (node 0 the root), the node at each of
+    ``paths`` that names one; the others are left out.
+
+    One pass over the tree, whatever its depth: paths are followed name by name, never spelled out.
+    """
+    wanted = set(paths)
+    if not wanted:
+        return {}
+    child = {(parents[i], names[i]): i for i in range(1, len(names))}
+    out: dict[str, int] = {}
+    for path in wanted:
+        i = 0
+        for name in path.split(".") if path else ():
+            i = child.get((i, name), -1)
+            if i < 0:
+                break
+        if i >= 0:
+            out[path] = i
+    return out
 
 
 def walk(root: nn.Module) -> Tree:
