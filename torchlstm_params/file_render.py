@@ -79,12 +79,17 @@ def render_keras_file(report: KerasFile, tablefmt: str = "simple") -> str:
             f"Weights stored in the file: {report.file_params:,} "
             f"(recurrent {report.file_params - (report.other_params or 0):,}, other layers {_n(report.other_params)})"
         )
-    lines.extend(f"Note: {n}" for n in report.notes)
-    problems = report.problems
+    lines.extend(_notes_and_problems(report.notes, report.problems))
+    return "\n".join(lines)
+
+
+def _notes_and_problems(notes: Sequence[str], problems: Sequence[object]) -> list[str]:
+    """A file report's closing lines: its notes, then its shape mismatches."""
+    lines = [f"Note: {n}" for n in notes]
     if problems:
         lines.append(f"Shape mismatches: {len(problems)}")
         lines.extend(f"  {p}" for p in problems)
-    return "\n".join(lines)
+    return lines
 
 
 def keras_file_csv(report: KerasFile) -> str:
@@ -180,11 +185,7 @@ def render_onnx_file(report: OnnxFile, tablefmt: str = "simple") -> str:
         f"+ other float initializers {report.other_params:,} + constants {report.constant_elements:,} "
         f"= {report.total_elements:,} elements"
     )
-    lines.extend(f"Note: {n}" for n in report.notes)
-    problems = report.problems
-    if problems:
-        lines.append(f"Shape mismatches: {len(problems)}")
-        lines.extend(f"  {p}" for p in problems)
+    lines.extend(_notes_and_problems(report.notes, report.problems))
     return "\n".join(lines)
 
 
