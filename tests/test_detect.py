@@ -18,7 +18,8 @@ from torch import nn
 from tests.helpers import numel
 from tests.strategies import CELL_KINDS, Config, configs
 from torchlstm_params import InvalidSettingsError, Registry, summarize
-from torchlstm_params.detect import Detected, Memo, detect, may_be_recurrent, scripted_kind
+from torchlstm_params.detect import Detected, Memo, detect, detect_all, scripted_kind
+from torchlstm_params.walk import walk
 
 # torch 2.13 deprecates torch.jit.script; scripting real modules is what these tests are about.
 SCRIPTING = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
@@ -105,12 +106,47 @@ def test_a_module_without_proj_size_reads_as_torch_defaults_it():
     assert detect(gru).spec.proj_size == 0
 
 
-def test_may_be_recurrent_is_a_class_filter():
+# torch 2.13 deprecates torch.ao.quantization and warns about quantized tensor creation.
+@pytest.mark.filterwarnings("ignore:torch.ao.quantization is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor.*:UserWarning")
+def test_detect_all_finds_what_detect_finds_module_by_module():
     registry = Registry()
-    assert may_be_recurrent(nn.LSTM, registry) and may_be_recurrent(nn.GRUCell, registry)
-    assert not may_be_recurrent(nn.Linear, registry)
-    registry.register(nn.Linear, lambda m: {"kind": "RNNCell", "input_size": 1, "hidden_size": 1})
-    assert may_be_recurrent(nn.Linear, registry)
+    registry.register(nn.Linear, lambda m: {"kind": "RNNCell", "input_size": m.in_features, "hidden_size": 1})
+    model = nn.Sequential(
+        nn.LSTM(3, 4, num_layers=2),
+        nn.Sequential(nn.GRUCell(3, 5), nn.Linear(3, 1)),
+        torch.ao.quantization.quantize_dynamic(nn.Sequential(nn.LSTM(3, 4)), {nn.LSTM}, dtype=torch.qint8),
+        nn.ReLU(),
+        nn.RNN(4, 4, nonlinearity="relu"),
+        nn.LSTM(3, 4, num_layers=2),  # settings seen before: one validation for both
+    )
+    tree = walk(model)
+    expected = {}
+    for i, module in enumerate(tree.modules):  # one module at a time, no memo
+        found = detect(module, tree.path(i), None, registry)
+        if found is not None:
+            expected[i] = found
+    found_all = detect_all(tree.modules, registry, tree.path)
+    assert found_all == expected
+    assert [tree.path(i) for i in found_all] == ["0", "1.0", "1.1", "2.0", "4", "5"]
+    assert found_all[tree.locate(["0"])["0"]] is found_all[tree.locate(["5"])["5"]]
+
+
+def test_detect_all_names_the_module_whose_settings_are_impossible():
+    gru = nn.GRU(2, 3)
+    model = nn.Sequential(nn.LSTM(2, 3), nn.Sequential(gru))
+    gru.hidden_size = 0
+    tree = walk(model)
+    with pytest.raises(InvalidSettingsError, match=r"^1\.0 \(GRU\): hidden_size"):
+        detect_all(tree.modules, Registry(), tree.path)
+    registry = Registry()
+
+    def failing(module: nn.Module) -> dict[str, object]:
+        raise ZeroDivisionError("a settings function that fails")
+
+    registry.register(nn.Sequential, failing)
+    with pytest.raises(InvalidSettingsError, match=r"^\(root\) \(Sequential\): the settings function"):
+        detect_all(tree.modules, registry, tree.path)
 
 
 def test_impossible_settings_name_the_module_path():

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from typing import Final
 
 from torch import nn
@@ -40,7 +41,7 @@ __all__ = [
     "Detected",
     "Memo",
     "detect",
-    "may_be_recurrent",
+    "detect_all",
     "scripted_kind",
     "scripted_type",
 ]
@@ -86,11 +87,6 @@ _BUILTIN_BASES: Final = (nn.RNNBase, nn.RNNCellBase, qdynamic.RNNBase, qdynamic.
 _Raw = tuple[object, ...]
 _STORED = operator.itemgetter(*(TORCH_ATTRIBUTES.get(name, name) for name in SETTINGS))
 _DEFAULTS: Final[Mapping[str, object]] = {"proj_size": 0}  # quantized RNNs and old pickles have no proj_size
-
-
-def may_be_recurrent(cls: type, registry: Registry) -> bool:
-    """Cheap class-level filter: only instances of these classes are looked at closely."""
-    return issubclass(cls, _BUILTIN_BASES) or registry.lookup(cls) is not None
 
 
 def _asked(module: nn.Module) -> _Raw:
@@ -240,6 +236,11 @@ def detect(
         return None
     if memo is None:
         return _validate(raw, path, module)
+    return _memoized(raw, path, module, memo)
+
+
+def _memoized(raw: _Raw, path: object, module: nn.Module, memo: Memo) -> Detected:
+    """``raw`` validated, once per (class, values, their types) in ``memo``."""
     key = (type(module), raw, tuple(map(type, raw)))
     try:
         hit = memo.get(key)
@@ -249,3 +250,43 @@ def detect(
         hit = memo[key] = _validate(raw, path, module)
     assert isinstance(hit, Detected)
     return hit
+
+
+def detect_all(modules: Sequence[nn.Module], registry: Registry, path_of: Callable[[int], str]) -> dict[int, Detected]:
+    """The recurrent settings of every recurrent module of ``modules``, by index.
+
+    One memo for the call: each class is looked up once (in ``registry``, then among torch's
+    recurrent bases) and only the modules of the classes that may be recurrent are read; each
+    distinct (class, settings, their types) is validated once. ``path_of(i)`` names module ``i``
+    in an error, and is called only then (detection runs again, naming it; a registered settings
+    function is called a second time for it).
+    """
+    plan: dict[type, Recognizer | bool] = {}  # a registered class's entry; torch's sequence classes: True
+    for cls in set(map(type, modules)):
+        recognizer = registry.lookup(cls)
+        if recognizer is not None:
+            plan[cls] = recognizer
+        elif issubclass(cls, _BUILTIN_BASES):
+            plan[cls] = issubclass(cls, _SEQUENCE_BASES)
+    memo: Memo = {}
+    found: dict[int, Detected] = {}
+    for i in compress(range(len(modules)), map(plan.__contains__, map(type, modules))):
+        module = modules[i]
+        how = plan[type(module)]
+        try:
+            if isinstance(how, Recognizer):
+                detected: Detected | None = _registered(how, module, "")
+            elif how:  # torch's settings as stored in __dict__, fetched in one C call
+                try:
+                    raw: _Raw = _STORED(module.__dict__)
+                except KeyError:  # a subclass that computes a setting, or a class without proj_size: ask it
+                    raw = _asked(module)
+                detected = _memoized(raw, "", module, memo)
+            else:  # cells, quantized and scripted modules
+                detected = detect(module, "", memo)
+        except InvalidSettingsError:
+            detect(module, path_of(i), None, registry)  # again, naming the module: raises
+            raise
+        if detected is not None:
+            found[i] = detected
+    return found

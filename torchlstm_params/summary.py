@@ -24,7 +24,7 @@ from torch.jit._script import RecursiveScriptModule
 from torch.nn.utils import parametrize
 
 from .crosscheck import Explanation, crosscheck
-from .detect import TORCH_RECURRENT_CLASSES, Detected, Memo, detect, may_be_recurrent, scripted_type
+from .detect import TORCH_RECURRENT_CLASSES, Detected, detect_all, scripted_type
 from .distributed import local_figures_of
 from .errors import InvalidSettingsError, NotAModuleError
 from .estimates import ITEMSIZE, compute, saved_activations, state_memory, tokens
@@ -219,19 +219,8 @@ def _detect_all(tree: Tree, registry: Registry) -> dict[int, tuple[Detected, For
     formula built once.
     """
     found: dict[int, tuple[Detected, Formula]] = {}
-    memo: Memo = {}
-    formulas: dict[int, Formula] = {}  # id(Detected) -> its formula; the memo keeps each Detected alive
-    modules = tree.modules
-    # Each class asked once; only the modules of the classes that may be recurrent are looked at.
-    classes = {cls for cls in set(map(type, modules)) if may_be_recurrent(cls, registry)}
-    for i in compress(range(len(modules)), map(classes.__contains__, map(type, modules))):
-        module = modules[i]
-        try:
-            detected = detect(module, "", memo, registry)
-        except InvalidSettingsError:  # rare: detect again, now naming the module (its path spelled out only here)
-            detected = detect(module, tree.path(i), None, registry)
-        if detected is None:
-            continue
+    formulas: dict[int, Formula] = {}  # id(Detected) -> its formula; detection's memo shares each Detected
+    for i, detected in detect_all(tree.modules, registry, tree.path).items():
         f = formulas.get(id(detected))
         if f is None:
             f = formulas[id(detected)] = formula_of(detected.spec)
