@@ -271,6 +271,7 @@ def phase_breakdown(model: nn.Module, repeats: int) -> str:
     cProfile's own times inflate code made of many small calls; these are plain
     wall times (the collector runs as it does for any caller).
     """
+    from collections import deque
     from operator import attrgetter
 
     from torchlstm_params.registry import default_registry
@@ -301,7 +302,9 @@ def phase_breakdown(model: nn.Module, repeats: int) -> str:
         ("  tally: counts, dtypes, sharing, subtree sums", median_ms(lambda: tally(tree, formulas))),
         (
             f"    of which: reading shape, requires_grad and dtype of the {len(inside):,} recurrent tensors",
-            median_ms(lambda: list(map(metadata, inside))),
+            # read and dropped, as the tally drops them: a kept list of 112,000 tuples would set off
+            # full collections over the whole heap, which the tally never pays
+            median_ms(lambda: deque(map(metadata, inside), maxlen=0)),
         ),
     ]
     width = max(len(name) for name, _ in phases)
