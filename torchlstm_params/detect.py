@@ -116,13 +116,18 @@ def scripted_kind(module: nn.Module) -> str | None:
     return _SCRIPTED.get(f"__torch__.{scripted_type(module)}")
 
 
+def _stored(module: nn.Module) -> _Raw:
+    """A full-sequence module's settings as torch stores them, as plain attributes."""
+    try:  # fetched from __dict__ in one C call
+        raw: _Raw = _STORED(module.__dict__)
+    except KeyError:  # a subclass that computes a setting, or a class without proj_size: ask it
+        raw = _asked(module)
+    return raw
+
+
 def _raw(module: nn.Module) -> _Raw | None:
     if isinstance(module, _SEQUENCE_BASES):
-        try:  # the settings torch stores as plain attributes, fetched in one C call
-            raw: _Raw = _STORED(module.__dict__)
-        except KeyError:  # a subclass that computes a setting, or a class without proj_size: ask it
-            raw = _asked(module)
-        return raw
+        return _stored(module)
     if isinstance(module, _CELL_BASES):
         for cls, kind in _CELL_KINDS:
             if isinstance(module, cls):
@@ -276,12 +281,8 @@ def detect_all(modules: Sequence[nn.Module], registry: Registry, path_of: Callab
         try:
             if isinstance(how, Recognizer):
                 detected: Detected | None = _registered(how, module, "")
-            elif how:  # torch's settings as stored in __dict__, fetched in one C call
-                try:
-                    raw: _Raw = _STORED(module.__dict__)
-                except KeyError:  # a subclass that computes a setting, or a class without proj_size: ask it
-                    raw = _asked(module)
-                detected = _memoized(raw, "", module, memo)
+            elif how:  # torch's sequence classes: their stored settings, straight into the memo
+                detected = _memoized(_stored(module), "", module, memo)
             else:  # cells, quantized and scripted modules
                 detected = detect(module, "", memo)
         except InvalidSettingsError:
