@@ -10,7 +10,7 @@ from torch import nn
 from torch.ao.nn.quantizable import LSTM as QuantizableLSTM
 
 from tests.strategies import CELL_KINDS, Config, configs
-from torchlstm_params.names import ROLES, TensorName, parse_tensor_name, tensor_name
+from torchlstm_params.names import ROLES, TensorName, parse_tensor_name, qualified, tensor_name
 
 layers = st.none() | st.integers(0, 10**9)
 
@@ -126,3 +126,11 @@ def test_parse_accepts_exactly_what_tensor_name_writes(text: str):
     if parsed is not None:
         assert parsed.role in ROLES
         assert tensor_name(parsed.role, parsed.layer, reverse=parsed.reverse) == text
+
+
+def test_qualified_names_a_registration_as_torch_does():
+    model = nn.Sequential(nn.LSTM(2, 3), nn.ModuleDict({"head": nn.Linear(3, 1)}))
+    model.register_parameter("scale", nn.Parameter(torch.ones(1)))
+    ours = [qualified(path, name) for path, m in model.named_modules() for name, _ in m.named_parameters(recurse=False)]
+    assert sorted(ours) == sorted(name for name, _ in model.named_parameters())  # torch's own full names
+    assert qualified("", "scale") == "scale" and qualified("1.head", "weight") == "1.head.weight"

@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .names import qualified
 from .walk import Tree, unique_parameters, walk
 
 __all__ = ["LocalFigures", "ShardedTensor", "gather_ranks", "local_figures", "local_figures_of"]
@@ -90,8 +91,7 @@ def local_figures_of(tree: Tree) -> LocalFigures:
             shard: Any = p
             local = shard.to_local()
             placements = ", ".join(repr(pl) for pl in shard.placements)
-            full = f"{path}.{name}" if path else name
-            sharded.append(ShardedTensor(full, placements, tuple(p.shape), tuple(local.shape)))
+            sharded.append(ShardedTensor(qualified(path, name), placements, tuple(p.shape), tuple(local.shape)))
         try:
             k = local.numel()
         except ValueError:  # UninitializedParameter

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["ROLES", "TensorName", "parse_tensor_name", "tensor_name"]
+__all__ = ["ROLES", "TensorName", "parse_tensor_name", "qualified", "tensor_name"]
 
 #: The roles a recurrent tensor can play, in torch's registration order.
 ROLES: Final = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
@@ -39,6 +39,11 @@ class TensorName:
 
     def __str__(self) -> str:
         return tensor_name(self.role, self.layer, reverse=self.reverse)
+
+
+def qualified(path: str, name: str) -> str:
+    """``name`` under the module at ``path``, as torch names it: ``path.name``, or ``name`` at the root (``""``)."""
+    return f"{path}.{name}" if path else name
 
 
 def tensor_name(role: str, layer: int | None, *, reverse: bool = False) -> str:

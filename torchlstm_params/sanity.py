@@ -29,6 +29,7 @@ from torch.utils.hooks import RemovableHandle
 
 from .errors import CheckFailedError, InvalidSettingsError, NotAModuleError, Problem
 from .formulas import SETTINGS
+from .names import qualified
 from .registry import Registry
 from .results import CheckResult, RecurrentEntry, Report
 from .scan import ValueScan, scan_tensors
@@ -206,7 +207,7 @@ def _expectation_problems(summary: Summary, expect: Mapping[str, Mapping[str, ob
 
 
 def _allowed(path: str, names: Iterable[str], patterns: tuple[str, ...]) -> bool:
-    candidates = [path, *(f"{path}.{n}" if path else n for n in names)]
+    candidates = [path, *(qualified(path, n) for n in names)]
     return any(fnmatch.fnmatchcase(c, pattern) for c in candidates for pattern in patterns)
 
 
@@ -290,7 +291,7 @@ def _device_problems(tree: Tree) -> list[Problem]:
     where: dict[str, list[str]] = {}
     for path, name, p in unique_parameters(tree):
         if not _lazy(p):
-            where.setdefault(str(p.device), []).append(f"{path}.{name}" if path else name)
+            where.setdefault(str(p.device), []).append(qualified(path, name))
     if len(where) <= 1:
         return []
     detail = "; ".join(
@@ -317,7 +318,7 @@ def _value_problems(scan: ValueScan) -> list[Problem]:
 
 def live_values(tree: Tree) -> ValueScan:
     """Scan the model's unique parameters for NaN and Inf (this rank's shard of a DTensor)."""
-    return scan_tensors((f"{path}.{name}" if path else name, p) for path, name, p in unique_parameters(tree))
+    return scan_tensors((qualified(path, name), p) for path, name, p in unique_parameters(tree))
 
 
 def _values_ran(scan: ValueScan) -> bool | str:

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError
+from .names import qualified
 
 __all__ = ["CHUNK_ELEMENTS", "NonFinite", "ScanRefused", "ValueScan", "count_non_finite", "scan_file", "scan_tensors"]
 
@@ -313,7 +314,7 @@ def _walk(obj: object, prefix: str, depth: int = 0) -> Iterator[tuple[str, torch
         yield prefix, obj
     elif isinstance(obj, nn.Module):
         for name, tensor in obj.state_dict(keep_vars=True).items():
-            yield (f"{prefix}.{name}" if prefix else name), tensor
+            yield qualified(prefix, name), tensor
     elif depth < 64 and isinstance(obj, Mapping):
         for key, value in obj.items():
             yield from _walk(value, f"{prefix}.{key}" if prefix else str(key), depth + 1)

@@ -42,7 +42,7 @@ from torch import nn
 from .errors import CheckpointError, Problem
 from .formulas import RNNSpec, breakdown
 from .infer import Inference, infer
-from .names import parse_tensor_name
+from .names import parse_tensor_name, qualified
 from .thirdparty import Described, InferredRecurrence, infer_checkpoint
 
 __all__ = ["BUFFER_NAMES", "ModuleMaker", "StandIn", "TensorMeta", "build_stand_in"]
@@ -255,7 +255,7 @@ class _Builder:
 def _described(tensors: Mapping[str, TensorMeta]) -> tuple[dict[str, InferredRecurrence], frozenset[str]]:
     """Third-party recurrent classes found by their distinctive tensor names, and their buffers' full names."""
     found = {f.path: f for f in infer_checkpoint({n: m.shape for n, m in tensors.items()})}
-    buffers = frozenset(f"{path}.{b}" if path else b for path, f in found.items() for b in f.recurrence.buffers)
+    buffers = frozenset(qualified(path, b) for path, f in found.items() for b in f.recurrence.buffers)
     return found, buffers
 
 

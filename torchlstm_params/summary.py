@@ -30,7 +30,7 @@ from .errors import InvalidSettingsError, NotAModuleError
 from .estimates import ITEMSIZE, compute, saved_activations, state_memory, tokens
 from .formulas import Formula, RNNSpec, formula
 from .hints import find_hints
-from .names import parse_tensor_name
+from .names import parse_tensor_name, qualified
 from .packed import PACKED_CLASSES, packed_module
 from .pruning import pruned_tensors
 from .recurrence import formula_of
@@ -457,7 +457,7 @@ def _report(tree: Tree, max_depth: int | None, registry: Registry, batch_shape: 
         own=_own(tree, counts.direct, counts.direct_trainable, counts.shared_names),
         first_site=tuple(first_site),
         pruned=tuple(
-            PrunedTensor(f"{tree.path(p.node)}.{p.name}" if p.node else p.name, p.params, p.kept)
+            PrunedTensor(qualified(tree.path(p.node), p.name), p.params, p.kept)
             for p in pruned_tensors(tree, counts.orig_nodes)
         ),
         batch=None if batch_shape is None else batch_shape.batch,
@@ -481,7 +481,7 @@ def _own(
         path = tree.path(i)
         names = tuple(n for n, p in tree.modules[i]._parameters.items() if p is not None)
         if elsewhere:
-            names = tuple(n for n in names if (f"{path}.{n}" if path else n) not in elsewhere)
+            names = tuple(n for n in names if qualified(path, n) not in elsewhere)
         out.append(OwnParams(path, names, direct[i], direct_trainable[i]))
     return tuple(out)
 

@@ -17,6 +17,7 @@ from operator import attrgetter, getitem, sub
 import torch
 
 from .formulas import Formula
+from .names import qualified
 from .walk import Tree
 
 __all__ = ["Tally", "tally"]
@@ -46,10 +47,6 @@ class Tally:
 
 
 _metadata = attrgetter("shape", "requires_grad", "dtype")
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
 
 
 def _value(tensor: torch.Tensor) -> tuple[int, int, int]:
@@ -136,7 +133,7 @@ def tally(tree: Tree, formulas: dict[int, Formula]) -> Tally:
                 k = p.numel()
             except ValueError:  # UninitializedParameter: shape unknown until the first forward
                 own_lazy[i] += 1
-                result.uninitialized.append(_join(tree.path(i), name))
+                result.uninitialized.append(qualified(tree.path(i), name))
                 continue
             if p.dtype is not run_dtype:  # dtypes come in long runs: one dict update per run
                 by_dtype[run_dtype] = by_dtype.get(run_dtype, 0) + run
@@ -248,16 +245,16 @@ def _take_back_repeats(
         if key not in names:
             first_node = first[key] = _node_at(starts, earlier)
             first_name, _ = _registration(modules[first_node], key, earlier - starts[first_node])
-            names[key] = [_join(tree.path(first_node), first_name)]
+            names[key] = [qualified(tree.path(first_node), first_name)]
             tensors[key] = p
-        names[key].append(_join(tree.path(node), name))
+        names[key].append(qualified(tree.path(node), name))
         sites.setdefault(key, []).append(node)
         k, k_train, lazy = _value(p)
         result.params[node] -= k
         result.trainable[node] -= k_train
         result.lazy[node] -= lazy
         if lazy:
-            result.uninitialized.remove(_join(tree.path(node), name))
+            result.uninitialized.remove(qualified(tree.path(node), name))
         else:
             dtype_sums[0][p.dtype] -= k
             dtype_sums[1][p.dtype] = dtype_sums[1].get(p.dtype, 0) - k_train

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from .names import qualified
+
 __all__ = ["Alias", "Tree", "locate", "unique_parameters", "unwrap", "walk"]
 
 
@@ -86,8 +88,7 @@ class Tree:
 
     def alias_path(self, alias: Alias) -> str:
         """The path an alias registers its module at."""
-        above = self.path(alias.parent)
-        return f"{above}.{alias.name}" if above else alias.name
+        return qualified(self.path(alias.parent), alias.name)
 
     def locate(self, paths: Iterable[str]) -> dict[str, int]:
         """The node at each of ``paths`` that names a module of the tree (see :func:`locate`)."""
@@ -140,8 +141,7 @@ def walk(root: nn.Module) -> Tree:
         if is_wrapper:
             inner = unwrap(module)
             while inner is not None:  # seen through: the wrapped module takes the wrapper's place and path
-                above = tree.path(parent) if parent >= 0 else ""
-                wrappers.append((f"{above}.{name}" if above else name, inner[0]))
+                wrappers.append((qualified(tree.path(parent), name) if parent >= 0 else name, inner[0]))
                 module = inner[1]
                 inner = unwrap(module)
         i = len(names)

@@ -23,6 +23,7 @@ from torch import nn
 
 from .errors import CheckpointError, InvalidSettingsError
 from .formulas import formula, make_spec
+from .names import qualified
 from .pickled import PickledModule, RecurrentSettings, recurrent_settings
 from .standin import ModuleMaker, StandIn
 from .unpickle import PickledTensor
@@ -186,7 +187,7 @@ def _build(root: PickledModule) -> StandIn:
         else:
             parent._modules[name] = made
         for child_name, child in reversed(list(module.children.items())):
-            child_path = f"{path}.{child_name}" if path else child_name
+            child_path = qualified(path, child_name)
             stack.append((child_path, child, made, child_name, inside_packed or packed))
     assert top is not None
     return StandIn(top, tuple(notes), trainable_recorded=True)
