@@ -280,6 +280,10 @@ class ModuleRows(Sequence[ModuleRow]):
             out.append(name)
         return out
 
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """Every row as JSON-ready data, its name spelled from its parent's (see :meth:`spelled`)."""
+        return [row.to_dict(name) for row, name in zip(self, self.spelled(), strict=True)]
+
     def with_added(self, params: int, trainable: int) -> ModuleRows:
         """These rows with ``params`` elements (``trainable`` of them trainable) added to every module."""
         return ModuleRows(
@@ -790,8 +794,6 @@ class Report:
             value = getattr(self, field.name)
             if field.name == "recurrent":
                 out["recurrent"] = [entry.to_dict() for entry in value]
-            elif field.name == "rows":
-                out["rows"] = [row.to_dict(name) for row, name in zip(value, value.spelled(), strict=True)]
             elif field.name == "check":
                 out["check"] = None if value is None else value.to_dict()
             else:
@@ -873,7 +875,7 @@ def plain(value: Any) -> Any:
     if isinstance(value, ModuleRow):
         return value.to_dict()
     if isinstance(value, ModuleRows):
-        return [row.to_dict(name) for row, name in zip(value, value.spelled(), strict=True)]
+        return value.to_dicts()
     if isinstance(value, OwnParams):
         return {**value._asdict(), "names": list(value.names)}
     if isinstance(value, dict):

@@ -175,8 +175,7 @@ def _expectation_problems(summary: Summary, expect: Mapping[str, Mapping[str, ob
     for path, wanted in expect.items():
         path = aliases.get(path, path)
         if path not in index:
-            paths = [tree.path(i) for i in range(len(tree))]
-            close = difflib.get_close_matches(path, paths, n=3, cutoff=0.5)
+            close = tree.closest(path)
             hint = f"; closest: {', '.join(repr(c) for c in close)}" if close else ""
             out.append(_problem("MODULE_NOT_FOUND", path, f"no module at this path{hint}"))
             continue

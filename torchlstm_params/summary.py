@@ -12,7 +12,6 @@ names': walk -> detect -> tally (with the formulas) -> crosscheck -> results.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
@@ -350,8 +349,7 @@ def _per_module_lengths(batch: int | None, seq_len: Mapping[str, int], tree: Tre
     out: dict[str, int] = {}
     for path, length in seq_len.items():
         if not isinstance(path, str) or path not in known:
-            paths = [tree.path(i) for i in range(len(tree))]
-            close = difflib.get_close_matches(str(path), paths, n=3, cutoff=0.5)
+            close = tree.closest(str(path))
             hint = f"; closest: {', '.join(repr(c) for c in close)}" if close else ""
             raise InvalidSettingsError(f"seq_len names no module at {path!r}{hint}")
         try:
@@ -479,7 +477,7 @@ def _own(
     with_children = sorted(set(tree.parents[1:]))  # the nodes that are some node's parent
     for i in compress(with_children, map(direct.__getitem__, with_children)):
         path = tree.path(i)
-        names = tuple(n for n, p in tree.modules[i]._parameters.items() if p is not None)
+        names = tuple(n for n, p in tree.parameters[i].items() if p is not None)
         if elsewhere:
             names = tuple(n for n in names if qualified(path, n) not in elsewhere)
         out.append(OwnParams(path, names, direct[i], direct_trainable[i]))

@@ -11,6 +11,7 @@ Paths are kept as names under parents and spelled out only when asked: a chain
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -94,6 +95,11 @@ class Tree:
         """The node at each of ``paths`` that names a module of the tree (see :func:`locate`)."""
         return locate(self.names, self.parents, paths)
 
+    def closest(self, path: str) -> list[str]:
+        """Up to three module paths close to ``path`` (a typo's likely meaning), every path spelled out:
+        for an error message, not a hot path."""
+        return difflib.get_close_matches(path, [self.path(i) for i in range(len(self))], n=3, cutoff=0.5)
+
 
 def locate(names: Sequence[str], parents: Sequence[int], paths: Iterable[str]) -> dict[str, int]:
     """In a tree given as each node's name under its parent (node 0 the root), the node at each of
@@ -172,8 +178,8 @@ def walk(root: nn.Module) -> Tree:
 def unique_parameters(tree: Tree) -> Iterator[tuple[str, str, torch.Tensor]]:
     """(module path, name, tensor) for every parameter, each tensor object once, in walk order."""
     seen: set[int] = set()
-    for i, module in enumerate(tree.modules):
-        for name, p in module._parameters.items():
+    for i, parameters in enumerate(tree.parameters):
+        for name, p in parameters.items():
             if p is not None and id(p) not in seen:
                 seen.add(id(p))
                 yield tree.path(i), name, p
